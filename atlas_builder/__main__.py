@@ -1,0 +1,3 @@
+from atlas_builder.cli import main
+
+main()

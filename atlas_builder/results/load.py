@@ -1,0 +1,282 @@
+"""Read ``data/``: dataset and model metadata, then every result file, into a ``Results`` record."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import yaml
+
+from atlas_builder.ids import slug_problem
+from atlas_builder.records import (
+    RESULT_COLUMNS,
+    DatasetInfo,
+    ModelInfo,
+    Problem,
+    Publishing,
+    ResultFile,
+    Results,
+    Source,
+)
+from atlas_builder.results import schema
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidResultsError(Exception):
+    """Raised when ``data/`` has problems; ``problems`` lists every one found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        shown = "\n".join(str(problem) for problem in problems[:20])
+        more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} problem(s) in the result data:\n{shown}{more}")
+
+
+def messages_to_text(messages: list[dict[str, str]]) -> str:
+    """Join chat messages into one readable prompt text."""
+    return "\n\n".join(f"{message['role']}: {message['content']}" for message in messages)
+
+
+def read_yaml(path: Path) -> tuple[Any, list[Problem]]:
+    """Load one YAML file safely; a syntax error becomes a problem with its line."""
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            return yaml.safe_load(handle), []
+    except UnicodeDecodeError as error:
+        return None, [Problem(str(path), None, f"invalid UTF-8 at byte {error.start}", "re-encode the file as UTF-8")]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return None, [Problem(str(path), line, f"invalid YAML: {getattr(error, 'problem', error)}", "fix the YAML syntax")]
+
+
+def _source(obj: dict[str, Any]) -> Source:
+    return Source(**{key: obj.get(key) for key in schema.SOURCE_KEYS})
+
+
+def dataset_from_yaml(obj: dict[str, Any], path: Path) -> DatasetInfo:
+    """Build a ``DatasetInfo`` from a validated YAML mapping."""
+    publishing = obj.get("publishing") or {}
+    return DatasetInfo(
+        id=obj["id"],
+        name=obj["name"],
+        description=obj["description"],
+        task_type=obj["task_type"],
+        metric=obj["metric"],
+        threshold=float(obj["threshold"]),
+        source=_source(obj["source"]),
+        license=obj["license"],
+        aliases=tuple(obj.get("aliases") or ()),
+        publishing=Publishing(
+            text=publishing.get("text", "full"),
+            excerpt_chars=publishing.get("excerpt_chars", 300),
+            content_warning=publishing.get("content_warning"),
+            reason=publishing.get("reason"),
+        ),
+        subset=obj.get("subset"),
+        citation=obj.get("citation"),
+        path=path,
+    )
+
+
+def model_from_yaml(obj: dict[str, Any], path: Path) -> ModelInfo:
+    """Build a ``ModelInfo`` from a validated YAML mapping."""
+    return ModelInfo(
+        id=obj["id"],
+        name=obj["name"],
+        organization=obj.get("organization"),
+        family=obj.get("family"),
+        parameters=obj.get("parameters"),
+        aliases=tuple(obj.get("aliases") or ()),
+        sources=tuple(_source(source) for source in obj.get("sources") or ()),
+        license=obj.get("license"),
+        description=obj.get("description"),
+        path=path,
+    )
+
+
+def load_metadata(data_dir: Path) -> tuple[dict[str, DatasetInfo], dict[str, ModelInfo], list[Problem]]:
+    """Read every dataset and model YAML file under ``data_dir``."""
+    datasets: dict[str, DatasetInfo] = {}
+    models: dict[str, ModelInfo] = {}
+    problems: list[Problem] = []
+    for path in sorted((data_dir / "datasets").glob("*.yaml")):
+        obj, found = read_yaml(path)
+        found = found or schema.check_dataset_metadata(obj, str(path), path.stem)
+        problems.extend(found)
+        if not found:
+            datasets[path.stem] = dataset_from_yaml(obj, path)
+    for path in sorted((data_dir / "models").glob("*.yaml")):
+        obj, found = read_yaml(path)
+        found = found or schema.check_model_metadata(obj, str(path), path.stem)
+        problems.extend(found)
+        if not found:
+            models[path.stem] = model_from_yaml(obj, path)
+    problems.extend(_alias_clashes(models.values(), "model"))
+    problems.extend(_alias_clashes(datasets.values(), "dataset"))
+    return datasets, models, problems
+
+
+def _alias_clashes(items: Iterable[DatasetInfo | ModelInfo], kind: str) -> list[Problem]:
+    owner: dict[str, str] = {}
+    problems = []
+    for item in items:
+        for name in (item.id, *item.aliases):
+            folded = name.lower()
+            if folded in owner and owner[folded] != item.id:
+                problems.append(Problem(str(item.path), None, f"{kind} alias {name!r} is also used by {owner[folded]!r}",
+                                        "one source name must map to one canonical id; remove one of them"))
+            owner.setdefault(folded, item.id)
+    return problems
+
+
+def read_result_file(path: Path, dataset: DatasetInfo | None) -> tuple[list[dict[str, Any]], list[Problem], str]:
+    """Read one result file; return its rows as result-column dicts, its problems and its sha256."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    name = str(path)
+    if len(data) > schema.MAX_FILE_BYTES:
+        return [], [Problem(name, None, f"file is {len(data):,} bytes, over the limit of {schema.MAX_FILE_BYTES:,}",
+                            "split the results or commit a documented subset")], digest
+    rows: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    first_line_of: dict[str, int] = {}
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        obj, found = schema.parse_result_line(raw, name, number)
+        problems.extend(found)
+        if obj is None or found:
+            continue
+        instance_id = obj["id"]
+        if instance_id in first_line_of:
+            problems.append(Problem(name, number, f"duplicate id {instance_id!r}, first seen on line {first_line_of[instance_id]}",
+                                    "give every instance a unique id, or remove the repeated line"))
+            continue
+        first_line_of[instance_id] = number
+        rows.append(_row(obj, number, dataset))
+    if not rows and not problems:
+        problems.append(Problem(name, None, "file has no result lines", "write one JSON object per instance, or delete the file"))
+    return rows, problems, digest
+
+
+def _row(obj: dict[str, Any], line: int, dataset: DatasetInfo | None) -> dict[str, Any]:
+    raw_input = obj["input"]
+    messages = raw_input if isinstance(raw_input, list) else None
+    reference = obj.get("reference", ())
+    reference = (reference,) if isinstance(reference, str) else tuple(reference)
+    score = float(obj["score"])
+    if "correct" in obj:
+        correct = obj["correct"]
+    else:
+        correct = dataset is not None and score >= dataset.threshold
+    return {
+        "instance_id": obj["id"],
+        "input": messages_to_text(messages) if messages is not None else raw_input,
+        "messages": messages,
+        "output": obj["output"],
+        "score": score,
+        "reference": reference,
+        "correct": bool(correct),
+        "metadata": obj.get("metadata") or {},
+        "line": line,
+    }
+
+
+def result_paths(data_dir: Path) -> list[Path]:
+    """Return every ``results/<dataset>/<model>.jsonl`` under ``data_dir``, sorted."""
+    return sorted((data_dir / "results").glob("*/*.jsonl"))
+
+
+def load_results(data_dir: Path, *, strict: bool = True) -> Results:
+    """Read and validate everything under ``data_dir``.
+
+    With ``strict`` any problem raises ``InvalidResultsError``; otherwise the
+    problems are logged and the bad files or lines are left out.
+    """
+    data_dir = Path(data_dir)
+    datasets, models, problems = load_metadata(data_dir)
+    files: list[ResultFile] = []
+    frames: list[pd.DataFrame] = []
+    paths = result_paths(data_dir)
+    logger.info("reading %d result files from %s", len(paths), data_dir / "results")
+    for path in paths:
+        dataset_id, model_id = path.parent.name, path.stem
+        found = _file_name_problems(path, dataset_id, model_id, datasets, models)
+        if found:
+            problems.extend(found)
+            continue
+        rows, found, digest = read_result_file(path, datasets[dataset_id])
+        problems.extend(found)
+        if not rows:
+            continue
+        frame = pd.DataFrame.from_records(rows)
+        frame.insert(0, "model", model_id)
+        frame.insert(0, "dataset", dataset_id)
+        frames.append(frame)
+        files.append(ResultFile(dataset_id, model_id, path, digest, len(rows)))
+    if problems:
+        if strict:
+            raise InvalidResultsError(problems)
+        for problem in problems:
+            logger.warning("%s", problem)
+    rows_frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    rows_frame = rows_frame[list(RESULT_COLUMNS)]
+    logger.info("read %d instances: %d datasets, %d models", len(rows_frame), len(datasets), len(models))
+    return Results(data_dir=data_dir, datasets=datasets, models=models, files=files, rows=rows_frame)
+
+
+def _file_name_problems(path: Path, dataset_id: str, model_id: str, datasets: dict, models: dict) -> list[Problem]:
+    problems = []
+    for kind, value in (("dataset", dataset_id), ("model", model_id)):
+        reason = slug_problem(value)
+        if reason is not None:
+            problems.append(Problem(str(path), None, f"invalid {kind} id {value!r} in the path: {reason}", f"rename the {kind} to a lowercase slug"))
+    if problems:
+        return problems
+    if dataset_id not in datasets:
+        problems.append(Problem(str(path), None, f"dataset {dataset_id!r} has no metadata", f"add data/datasets/{dataset_id}.yaml"))
+    if model_id not in models:
+        problems.append(Problem(str(path), None, f"model {model_id!r} has no metadata", f"add data/models/{model_id}.yaml"))
+    return problems
+
+
+def validate_paths(paths: Iterable[Path], data_dir: Path | None = None) -> list[Problem]:
+    """Validate result and metadata files without loading them into a ``Results``.
+
+    Metadata is read from ``data_dir`` (or the ``data/`` folder that contains
+    each file) so that thresholds and ids can be checked.
+    """
+    problems: list[Problem] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            children = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".yaml"))
+            problems.extend(validate_paths(children, data_dir))
+            continue
+        if not path.exists():
+            problems.append(Problem(str(path), None, "file not found", "check the path"))
+            continue
+        root = data_dir or _data_root(path)
+        if path.suffix == ".yaml" and path.parent.name in ("datasets", "models"):
+            obj, found = read_yaml(path)
+            check = schema.check_dataset_metadata if path.parent.name == "datasets" else schema.check_model_metadata
+            problems.extend(found or check(obj, str(path), path.stem))
+        elif path.suffix == ".jsonl" and path.parent.parent.name == "results":
+            datasets, models, _ = load_metadata(root) if root else ({}, {}, [])
+            found = _file_name_problems(path, path.parent.name, path.stem, datasets, models)
+            dataset = datasets.get(path.parent.name)
+            _, more, _ = read_result_file(path, dataset)
+            problems.extend(found + more)
+    return problems
+
+
+def _data_root(path: Path) -> Path | None:
+    for parent in path.resolve().parents:
+        if (parent / "results").is_dir() or (parent / "datasets").is_dir():
+            return parent
+    return None
