@@ -34,7 +34,6 @@ def diagnoses_command(data_dir: Path, include_all: bool) -> None:
     except InvalidResultsError as error:
         raise click.ClickException(str(error)) from error
     chosen = diagnoses.items if include_all else diagnoses.primary.values()
-    stdout = click.get_text_stream("stdout")
     for item in sorted(chosen, key=lambda d: (d.dataset, d.model, d.instance_id, d.diagnoser)):
         category = taxonomy.categories.get(item.category) if item.category else None
         record = {
@@ -51,4 +50,4 @@ def diagnoses_command(data_dir: Path, include_all: bool) -> None:
             "evidence": [{"field": span.field, "start": span.start, "end": span.end, "text": span.text} for span in item.evidence],
             "prompt_version": item.prompt_version,
         }
-        stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        click.echo(json.dumps(record, ensure_ascii=False))

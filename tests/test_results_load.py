@@ -1,0 +1,114 @@
+import json
+from pathlib import Path
+
+import pytest
+from atlas_factory import dataset_yaml, write_atlas
+
+from atlas_builder.results import InvalidResultsError, load_results
+
+
+def row(instance_id, output="B", score=1.0, **extra):
+    return {"id": instance_id, "input": "Pick one. A. x B. y", "output": output, "score": score, "reference": "B", **extra}
+
+
+def test_load_derives_correct_from_threshold(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1", score=1.0), row("q2", output="A", score=0.0)]})
+
+    results = load_results(tmp_path)
+
+    assert list(results.rows["instance_id"]) == ["q1", "q2"]
+    assert list(results.rows["correct"]) == [True, False]
+    assert results.rows.loc[0, "reference"] == ("B",)
+    assert len(results.failures()) == 1
+
+
+def test_load_explicit_correct_overrides_threshold(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1", score=0.0, correct=True)]})
+
+    results = load_results(tmp_path)
+
+    assert bool(results.rows.loc[0, "correct"]) is True
+
+
+def test_load_chat_messages_become_text(tmp_path):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
+    write_atlas(tmp_path, {("quiz", "alpha"): [{"id": "q1", "input": messages, "output": "4", "score": 1}]})
+
+    results = load_results(tmp_path)
+
+    assert results.rows.loc[0, "input"] == "system: Be brief.\n\nuser: 2+2?"
+    assert results.rows.loc[0, "messages"] == messages
+
+
+def test_load_reports_file_and_line(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1"), row("q2", score="high")]})
+
+    with pytest.raises(InvalidResultsError) as caught:
+        load_results(tmp_path)
+
+    problem = caught.value.problems[0]
+    assert problem.path.endswith("results/quiz/alpha.jsonl")
+    assert problem.line == 2
+    assert "'score' must be a number" in problem.message
+
+
+def test_load_rejects_duplicate_ids(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1"), row("q1")]})
+
+    with pytest.raises(InvalidResultsError) as caught:
+        load_results(tmp_path)
+
+    assert "duplicate id 'q1', first seen on line 1" in str(caught.value)
+
+
+def test_load_rejects_nan_score(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1")]})
+    path = tmp_path / "results" / "quiz" / "alpha.jsonl"
+    path.write_text('{"id": "q1", "input": "x", "output": "y", "score": NaN}\n')
+
+    with pytest.raises(InvalidResultsError) as caught:
+        load_results(tmp_path)
+
+    assert "NaN is not valid JSON" in str(caught.value)
+
+
+def test_load_rejects_result_without_metadata(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1")]})
+    (tmp_path / "models" / "alpha.yaml").unlink()
+
+    with pytest.raises(InvalidResultsError) as caught:
+        load_results(tmp_path)
+
+    assert "model 'alpha' has no metadata" in str(caught.value)
+
+
+def test_load_rejects_alias_used_twice(tmp_path):
+    write_atlas(
+        tmp_path,
+        {("quiz", "alpha"): [row("q1")], ("quiz", "beta"): [row("q1")]},
+        models={"alpha": {"id": "alpha", "name": "A", "aliases": ["Shared-Name"]},
+                "beta": {"id": "beta", "name": "B", "aliases": ["shared-name"]}},
+    )
+
+    with pytest.raises(InvalidResultsError) as caught:
+        load_results(tmp_path)
+
+    assert "alias 'shared-name' is also used by 'alpha'" in str(caught.value)
+
+
+def test_load_non_strict_skips_bad_lines(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1"), row("Q 2")]})
+
+    results = load_results(tmp_path, strict=False)
+
+    assert list(results.rows["instance_id"]) == ["q1"]
+
+
+def test_dataset_threshold_must_be_number(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1")]},
+                datasets={"quiz": dataset_yaml("quiz", threshold="one")})
+
+    with pytest.raises(InvalidResultsError) as caught:
+        load_results(tmp_path)
+
+    assert "'threshold' must be a finite number" in str(caught.value)
