@@ -26,8 +26,11 @@ def diagnose(results: Results) -> Diagnoses:
     for item in items:
         if item.diagnoser == SUSPECT_REFERENCE_DIAGNOSER:
             # A wrong reference is a dataset problem: it goes to the dataset page, not to model signatures.
-            suspect[(item.dataset, item.instance_id)] = {"summary": item.summary, **dict(item.details)}
+            suspect[(item.dataset, item.instance_id)] = {"summary": item.summary, "flagged_by": [item.diagnoser], **dict(item.details)}
             continue
+        if item.kind == "judge" and item.details.get("reference_flag"):
+            entry = suspect.setdefault((item.dataset, item.instance_id), {"summary": item.summary, "flagged_by": []})
+            entry.setdefault("flagged_by", []).append(f"{item.diagnoser} on {item.model}")
         by_key[item.key].append(item)
 
     primary: dict[FailureKey, Diagnosis] = {}
