@@ -1,0 +1,42 @@
+"""Check ``prompt-echo``: the output only repeats text of the prompt and adds no answer."""
+
+from __future__ import annotations
+
+import re
+
+from atlas_builder.diagnose.checks.base import Finding, Row, output_evidence
+
+_SPACES = re.compile(r"\s+")
+#: Below this many characters an output is too short to call an echo (a bare "A" also occurs in the prompt).
+MIN_CHARS = 20
+#: Share of the output's non-blank characters that must be lines copied from the prompt.
+MIN_COPIED_SHARE = 0.9
+
+
+def _flat(text: str) -> str:
+    return _SPACES.sub(" ", text).strip().lower()
+
+
+def check_echo(row: Row) -> Finding | None:
+    """Report an output whose lines (at least 90% of its characters) all occur verbatim in the prompt."""
+    output = row.output.strip()
+    if len(output) < MIN_CHARS or not row.input:
+        return None
+    prompt = _flat(row.input)
+    if _flat(output) in prompt:
+        copied = len(output)
+        total = len(output)
+    else:
+        lines = [line for line in row.output.splitlines() if line.strip()]
+        total = sum(len(line.strip()) for line in lines)
+        copied = sum(len(line.strip()) for line in lines if len(line.strip()) >= 8 and _flat(line) in prompt)
+    if total == 0 or copied / total < MIN_COPIED_SHARE:
+        return None
+    start = row.output.index(output)
+    return Finding(
+        title="Output repeats the prompt",
+        summary=f"{copied / total:.0%} of the output's {total} characters are copied verbatim from the prompt.",
+        evidence=(output_evidence(row.output, start, start + len(output)),),
+        explains_fully=True,
+        details={"copied_share": round(copied / total, 3), "chars": total},
+    )
