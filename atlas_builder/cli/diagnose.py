@@ -1,11 +1,176 @@
-"""`atlas diagnose`: placeholder until its stage lands."""
+"""`atlas diagnose`: ask an LLM judge why each failure failed, and store the answers under data/judge/."""
 
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
 import click
+
+from atlas_builder.cli.common import data_option
+
+logger = logging.getLogger(__name__)
+
+
+def _estimate_input_tokens(judge: str, requests: list[Any]) -> tuple[int, str]:
+    """Count the input tokens of ``requests`` with litellm's token counter, or estimate 4 characters per token."""
+    from atlas_builder.diagnose.judge.client import import_litellm
+
+    try:
+        litellm = import_litellm()
+        return sum(litellm.token_counter(model=judge, messages=request.messages) for request in requests), \
+            "litellm token_counter"
+    except Exception as error:  # a tokenizer that is missing offline, or an unknown model family
+        logger.info("litellm could not count tokens for %s (%s); estimating 4 characters per token", judge, error)
+        chars = sum(len(message["content"]) for request in requests for message in request.messages)
+        return chars // 4, "estimate of 4 characters per token"
+
+
+def _dry_run(plan: Any, pending: list[Any], store: Any, judge: str, price: tuple[float, float] | None,
+             price_source: str) -> None:
+    from atlas_builder.diagnose.judge.client import DEFAULT_OUTPUT_TOKENS_ESTIMATE
+
+    tokens_in, method = _estimate_input_tokens(judge, pending) if pending else (0, "nothing to count")
+    answered = [record for record in store.report.records if record.get("ok") and record.get("purpose") == "diagnose"]
+    if answered:
+        per_answer = sum(int(record.get("tokens_out") or 0) for record in answered) // len(answered)
+        out_method = f"mean of {len(answered)} stored answers"
+    else:
+        per_answer, out_method = DEFAULT_OUTPUT_TOKENS_ESTIMATE, "assumed, no stored answers yet"
+    tokens_out = per_answer * len(pending)
+    click.echo(f"would send {len(pending)} diagnosis requests to {judge} (no call made)")
+    click.echo(f"estimated input tokens: {tokens_in:,} ({method})")
+    click.echo(f"estimated output tokens: {tokens_out:,} ({per_answer} per answer, {out_method})")
+    if price is None:
+        click.echo("estimated cost: unknown (litellm has no price for this model; pass --price-in and --price-out)")
+    else:
+        cost = (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000
+        click.echo(f"estimated cost: {cost:.4f} USD (prices per million tokens {price[0]} in, {price[1]} out, from {price_source})")
 
 
 @click.command(name="diagnose")
-def command() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("'atlas diagnose' is not implemented yet")
+@data_option
+@click.option("--judge", "judge", envvar="ATLAS_JUDGE", required=True, metavar="MODEL",
+              help="litellm model name of the judge, such as openai/gpt-4o-mini; default from $ATLAS_JUDGE.")
+@click.option("--api-base", metavar="URL", help="Base URL of the judge's API; default: the provider's own.")
+@click.option("--api-key-env", metavar="NAME",
+              help="Name of the environment variable that holds the API key; default: the provider's usual variable.")
+@click.option("--max-concurrency", type=click.IntRange(1, 1000), default=8, show_default=True,
+              help="Maximum number of judge requests in flight at once.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
+              help="Seconds to wait for one answer before the attempt counts as timed out.")
+@click.option("--max-attempts", type=click.IntRange(1, 20), default=4, show_default=True,
+              help="Attempts per request (first try plus retries) before it is stored as a judge failure.")
+@click.option("--backoff", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Seconds before the first retry; doubles per attempt up to 60 s, with random jitter.")
+@click.option("--sample-ratio", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0, show_default=True,
+              help="Fraction of failures to diagnose per model x dataset (rounded up).")
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="Seed of the failure sample and of the choice of the other model's correct answer.")
+@click.option("--budget-usd", type=click.FloatRange(min=0.0), metavar="X",
+              help="Stop starting new requests once the cost in USD would pass X; requests in flight finish.")
+@click.option("--price-in", type=click.FloatRange(min=0.0), metavar="USD",
+              help="Price in USD per million input tokens, used instead of litellm's (needed when litellm has no price).")
+@click.option("--price-out", type=click.FloatRange(min=0.0), metavar="USD",
+              help="Price in USD per million output tokens, used instead of litellm's.")
+@click.option("--max-output-tokens", type=click.IntRange(64), default=4096, show_default=True,
+              help="Maximum tokens in one judge answer; a longer answer counts as truncated.")
+@click.option("--dry-run", is_flag=True,
+              help="Print how many requests would be sent, with estimated tokens and cost, and call nothing.")
+@click.option("--no-peer-answer", is_flag=True,
+              help="Do not show the judge a correct answer from another model (saves input tokens).")
+@click.option("--include-explained", is_flag=True,
+              help="Also diagnose failures that a deterministic check explains fully.")
+@click.option("--retry-failed", is_flag=True,
+              help="Send again requests stored as failed because of the answer (transient failures are always retried).")
+@click.option("--dataset", "datasets", multiple=True, metavar="ID",
+              help="Diagnose only this dataset id (repeat for several).")
+@click.option("--model", "models", multiple=True, metavar="ID",
+              help="Diagnose only this model id (repeat for several).")
+def command(
+    data_dir: Path, judge: str, api_base: str | None, api_key_env: str | None, max_concurrency: int,
+    timeout: float, max_attempts: int, backoff: float, sample_ratio: float, seed: int, budget_usd: float | None,
+    price_in: float | None, price_out: float | None, max_output_tokens: int, dry_run: bool, no_peer_answer: bool,
+    include_explained: bool, retry_failed: bool, datasets: tuple[str, ...], models: tuple[str, ...],
+) -> None:
+    """Diagnose failures with an LLM judge and store each answer under DATA/judge/.
+
+    Requests already answered are never sent again, so a rerun continues where
+    an interrupted run stopped and a complete run's rerun makes no calls.
+    """
+    from atlas_builder.diagnose.checks import run_checks
+    from atlas_builder.diagnose.judge import (
+        JudgeClient,
+        JudgeConfigError,
+        JudgeStore,
+        StoreLockedError,
+    )
+    from atlas_builder.diagnose.judge.client import litellm_price
+    from atlas_builder.diagnose.judge.plan import DiagnosisOptions, plan_diagnoses
+    from atlas_builder.diagnose.judge.run import pending_requests, run_diagnosis
+    from atlas_builder.results.load import InvalidResultsError, load_results
+
+    if (price_in is None) != (price_out is None):
+        raise click.UsageError("give both --price-in and --price-out, or neither")
+    try:
+        results = load_results(data_dir)
+    except InvalidResultsError as error:
+        raise click.ClickException(f"{error}\nFix the data, then run 'atlas diagnose' again.") from None
+    unknown = [value for value in datasets if value not in results.datasets]
+    unknown += [value for value in models if value not in results.models]
+    if unknown:
+        raise click.BadParameter(f"unknown dataset or model id(s): {', '.join(unknown)}")
+
+    findings = run_checks(results)
+    options = DiagnosisOptions(
+        sample_ratio=sample_ratio, seed=seed, peer_answer=not no_peer_answer,
+        include_explained=include_explained, datasets=datasets, models=models,
+    )
+    plan = plan_diagnoses(results, options, findings)
+    store = JudgeStore.for_data(data_dir)
+    pending = pending_requests(plan, store, judge, retry_failed)
+    click.echo(
+        f"{plan.failures} failures; {plan.sampled} sampled; {plan.explained} skipped as explained by checks; "
+        f"{len(plan.requests) - len(pending)} already stored; {len(pending)} to send"
+    )
+
+    if dry_run:
+        price = (price_in, price_out) if price_in is not None else litellm_price(judge)
+        source = "--price-in/--price-out" if price_in is not None else "litellm"
+        _dry_run(plan, pending, store, judge, price, source)
+        return
+    if not pending:
+        click.echo("nothing to send")
+        return
+
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise click.BadParameter(f"environment variable {api_key_env} is not set or empty", param_hint="--api-key-env")
+    try:
+        store.lock()
+        client = JudgeClient(
+            judge, store, api_base=api_base, api_key=api_key, max_concurrency=max_concurrency, timeout=timeout,
+            max_attempts=max_attempts, backoff_base=backoff, budget_usd=budget_usd, price_in=price_in,
+            price_out=price_out, max_output_tokens=max_output_tokens, retry_failed=retry_failed,
+        )
+        summary = run_diagnosis(plan, client)
+    except (StoreLockedError, JudgeConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        store.close()
+
+    cost = f"{summary.cost_usd:.4f} USD" + (f" plus {summary.unpriced_calls} calls of unknown price" if summary.unpriced_calls else "")
+    click.echo(
+        f"answered {summary.answered}, failed {summary.failed}, not sent {summary.not_sent}; "
+        f"{summary.http_requests} HTTP requests, {summary.tokens_in:,} tokens in, {summary.tokens_out:,} out, "
+        f"cost {cost}, {summary.seconds:.1f} s"
+    )
+    if summary.budget_reached:
+        click.echo(f"budget of {budget_usd} USD reached; rerun with a larger --budget-usd to send the rest")
+    if summary.failed:
+        click.echo(f"{summary.failed} requests are stored as judge failures with their reason in {store.root}; "
+                   "transient ones are retried on the next run, the others with --retry-failed")
