@@ -134,8 +134,13 @@ def _alias_clashes(items: Iterable[DatasetInfo | ModelInfo], kind: str) -> list[
     return problems
 
 
-def read_result_file(path: Path, dataset: DatasetInfo | None) -> tuple[list[dict[str, Any]], list[Problem], str]:
-    """Read one result file; return its rows as result-column dicts, its problems and its sha256."""
+def read_result_file(
+    path: Path, dataset: DatasetInfo | None, *, score_range: tuple[float, float] | None = None
+) -> tuple[list[dict[str, Any]], list[Problem], str]:
+    """Read one result file; return its rows as result-column dicts, its problems and its sha256.
+
+    ``score_range`` is the dataset's declared ``[lowest, highest]`` score, checked when given.
+    """
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     name = str(path)
@@ -145,10 +150,17 @@ def read_result_file(path: Path, dataset: DatasetInfo | None) -> tuple[list[dict
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     first_line_of: dict[str, int] = {}
+    crlf_reported = False
     for number, raw in enumerate(data.split(b"\n"), start=1):
+        if raw.endswith(b"\r") and not crlf_reported:
+            crlf_reported = True
+            problems.append(Problem(name, number, "line ends with CRLF (Windows line ending)",
+                                    "save the file with LF line endings; the atlas writes and diffs LF only"))
         if not raw.strip():
             continue
         obj, found = schema.parse_result_line(raw, name, number)
+        if obj is not None and not found:
+            found = schema.check_score_range(obj, name, number, score_range)
         problems.extend(found)
         if obj is None or found:
             continue
@@ -160,7 +172,7 @@ def read_result_file(path: Path, dataset: DatasetInfo | None) -> tuple[list[dict
         first_line_of[instance_id] = number
         rows.append(_row(obj, number, dataset))
     if not rows and not problems:
-        problems.append(Problem(name, None, "file has no result lines", "write one JSON object per instance, or delete the file"))
+        problems.append(Problem(name, 1, "file has no result lines", "write one JSON object per instance, or delete the file"))
     return rows, problems, digest
 
 
@@ -204,13 +216,14 @@ def load_results(data_dir: Path, *, strict: bool = True) -> Results:
     frames: list[pd.DataFrame] = []
     paths = result_paths(data_dir)
     logger.info("reading %d result files from %s", len(paths), data_dir / "results")
+    ranges = score_ranges(data_dir)
     for path in paths:
         dataset_id, model_id = path.parent.name, path.stem
         found = _file_name_problems(path, dataset_id, model_id, datasets, models)
         if found:
             problems.extend(found)
             continue
-        rows, found, digest = read_result_file(path, datasets[dataset_id])
+        rows, found, digest = read_result_file(path, datasets[dataset_id], score_range=ranges.get(dataset_id))
         problems.extend(found)
         if not rows:
             continue
@@ -245,38 +258,100 @@ def _file_name_problems(path: Path, dataset_id: str, model_id: str, datasets: di
     return problems
 
 
+def score_ranges(data_dir: Path) -> dict[str, tuple[float, float]]:
+    """Return the declared ``score_range`` of every dataset under ``data_dir`` that has a valid one."""
+    ranges = {}
+    for path in sorted((Path(data_dir) / "datasets").glob("*.yaml")):
+        obj, found = read_yaml(path)
+        declared = None if found else schema.declared_score_range(obj)
+        if declared is not None:
+            ranges[path.stem] = declared
+    return ranges
+
+
+#: The folders of ``data/`` that ``validate_paths`` owns; other folders belong to other stages.
+CHECKED_FOLDERS = ("results", "datasets", "models")
+WRONG_PLACE_FIX = ("result files go in data/results/<dataset>/<model>.jsonl and metadata in "
+                   "data/datasets/<id>.yaml or data/models/<id>.yaml")
+MAX_YAML_BYTES = 1_000_000
+
+
 def validate_paths(paths: Iterable[Path], data_dir: Path | None = None) -> list[Problem]:
     """Validate result and metadata files without loading them into a ``Results``.
 
     Metadata is read from ``data_dir`` (or the ``data/`` folder that contains
-    each file) so that thresholds and ids can be checked.
+    each file) so that thresholds, score ranges and ids can be checked. A
+    directory is walked: for a data root only its results/, datasets/ and
+    models/ folders. Every file found, and every file named explicitly, must be
+    a result file or a metadata file in its expected place; anything else is a
+    problem, so a stray file cannot slip through unchecked. Nothing is written.
     """
     problems: list[Problem] = []
+    roots: dict[Path | None, tuple[dict, dict, dict]] = {}
+    for path in _expand(paths, problems):
+        root = Path(data_dir) if data_dir is not None else _data_root(path)
+        if root not in roots:
+            datasets, models, _ = load_metadata(root) if root else ({}, {}, [])
+            roots[root] = (datasets, models, score_ranges(root) if root else {})
+        problems.extend(_validate_file(path, *roots[root]))
+    return problems
+
+
+def _expand(paths: Iterable[Path], problems: list[Problem]) -> list[Path]:
+    files: list[Path] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            children = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".yaml"))
-            problems.extend(validate_paths(children, data_dir))
-            continue
-        if not path.exists():
+            if any((path / folder).is_dir() for folder in CHECKED_FOLDERS):
+                children = [child for folder in CHECKED_FOLDERS for child in sorted((path / folder).rglob("*"))]
+            elif path.name in CHECKED_FOLDERS or path.parent.name == "results":
+                children = sorted(path.rglob("*"))
+            else:
+                children = sorted(child for child in path.rglob("*") if child.suffix in (".jsonl", ".yaml", ".yml"))
+            files.extend(child for child in children if child.is_file())
+        elif not path.exists():
             problems.append(Problem(str(path), None, "file not found", "check the path"))
-            continue
-        root = data_dir or _data_root(path)
-        if path.suffix == ".yaml" and path.parent.name in ("datasets", "models"):
-            obj, found = read_yaml(path)
-            check = schema.check_dataset_metadata if path.parent.name == "datasets" else schema.check_model_metadata
-            problems.extend(found or check(obj, str(path), path.stem))
-        elif path.suffix == ".jsonl" and path.parent.parent.name == "results":
-            datasets, models, _ = load_metadata(root) if root else ({}, {}, [])
-            found = _file_name_problems(path, path.parent.name, path.stem, datasets, models)
-            dataset = datasets.get(path.parent.name)
-            _, more, _ = read_result_file(path, dataset)
-            problems.extend(found + more)
-    return problems
+        else:
+            files.append(path)
+    return files
+
+
+def file_kind(path: Path) -> str | None:
+    """Return "result", "dataset" or "model" for a path in its expected place, else None."""
+    if path.suffix == ".jsonl" and path.parent.parent.name == "results":
+        return "result"
+    if path.suffix == ".yaml" and path.parent.name == "datasets":
+        return "dataset"
+    if path.suffix == ".yaml" and path.parent.name == "models":
+        return "model"
+    return None
+
+
+def _validate_file(path: Path, datasets: dict, models: dict, ranges: dict) -> list[Problem]:
+    kind = file_kind(path)
+    if kind is None:
+        return [Problem(str(path), None, "not a result file or a metadata file in its expected place", WRONG_PLACE_FIX)]
+    if kind == "result":
+        found = _file_name_problems(path, path.parent.name, path.stem, datasets, models)
+        _, more, _ = read_result_file(path, datasets.get(path.parent.name), score_range=ranges.get(path.parent.name))
+        return found + more
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        return [Problem(str(path), None, f"metadata file is {size:,} bytes, over the limit of {MAX_YAML_BYTES:,}",
+                        "keep metadata to a short description; link long documents")]
+    obj, found = read_yaml(path)
+    if found:
+        return found
+    reason = slug_problem(path.stem)
+    if reason is not None:
+        return [Problem(str(path), None, f"invalid {kind} id {path.stem!r} in the file name: {reason}",
+                        f"rename the file to a lowercase slug")]
+    check = schema.check_dataset_metadata if kind == "dataset" else schema.check_model_metadata
+    return check(obj, str(path), path.stem)
 
 
 def _data_root(path: Path) -> Path | None:
     for parent in path.resolve().parents:
-        if (parent / "results").is_dir() or (parent / "datasets").is_dir():
+        if any((parent / folder).is_dir() for folder in CHECKED_FOLDERS):
             return parent
     return None

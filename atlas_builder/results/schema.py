@@ -17,11 +17,15 @@ MAX_FILE_BYTES = 60_000_000
 MAX_MESSAGES = 500
 
 DATASET_KEYS_REQUIRED = ("id", "name", "description", "task_type", "metric", "threshold", "source", "license")
-DATASET_KEYS_OPTIONAL = ("aliases", "publishing", "subset", "citation")
+DATASET_KEYS_OPTIONAL = ("aliases", "publishing", "subset", "citation", "score_range")
 MODEL_KEYS_REQUIRED = ("id", "name")
 MODEL_KEYS_OPTIONAL = ("organization", "family", "parameters", "aliases", "sources", "license", "description")
 SOURCE_KEYS = ("repository", "commit", "path", "url")
 PUBLISHING_KEYS = ("text", "excerpt_chars", "content_warning", "reason")
+
+#: ``atlas import`` writes this prefix into metadata values it cannot infer; validation rejects it.
+PLACEHOLDER_PREFIX = "TODO"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _reject_constant(name: str) -> Any:
@@ -33,18 +37,33 @@ def parse_result_line(raw: bytes, path: str, line: int) -> tuple[dict[str, Any] 
     if len(raw) > MAX_LINE_BYTES:
         return None, [Problem(path, line, f"line is {len(raw):,} bytes, over the limit of {MAX_LINE_BYTES:,}",
                               "shorten the input or output, or store an excerpt")]
+    if raw.startswith(UTF8_BOM):
+        return None, [Problem(path, line, "line starts with a UTF-8 byte order mark (BOM)",
+                              "save the file as UTF-8 without a BOM")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         return None, [Problem(path, line, f"invalid UTF-8 at byte {error.start}", "re-encode the file as UTF-8")]
     try:
         obj = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        return None, [Problem(path, line, "invalid JSON: nested too deeply to read",
+                              "flatten the object; metadata should be a few levels deep at most")]
     except ValueError as error:
         return None, [Problem(path, line, f"invalid JSON: {error}", "write one JSON object per line")]
     if not isinstance(obj, dict):
         return None, [Problem(path, line, f"expected a JSON object, got {type(obj).__name__}",
                               "write one JSON object per line")]
     return obj, check_result_object(obj, path, line)
+
+
+def _unencodable(obj: Any) -> bool:
+    """Return True when ``obj`` contains a string that UTF-8 cannot encode, such as an unpaired surrogate."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return True
+    return False
 
 
 def check_result_object(obj: dict[str, Any], path: str, line: int) -> list[Problem]:
@@ -92,6 +111,60 @@ def check_result_object(obj: dict[str, Any], path: str, line: int) -> list[Probl
         add(f"'correct' must be true or false, got {str(obj['correct'])[:40]!r}", "write true or false, or leave it out to use the dataset's threshold")
     if "metadata" in obj and not isinstance(obj["metadata"], dict):
         add(f"'metadata' must be an object, got {type(obj['metadata']).__name__}", "write metadata as a JSON object")
+    if _unencodable(obj):
+        add("a string contains an unpaired UTF-16 surrogate escape such as \\ud800",
+            "write the text as valid Unicode; escape sequences must come in surrogate pairs")
+    return problems
+
+
+def check_score_range(obj: dict[str, Any], path: str, line: int, score_range: tuple[float, float] | None) -> list[Problem]:
+    """Return a problem when a valid score lies outside the dataset's declared ``score_range``."""
+    score = obj.get("score")
+    if score_range is None or isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        return []
+    low, high = score_range
+    if low <= score <= high:
+        return []
+    return [Problem(path, line, f"score {score!r} is outside the dataset's score_range [{low}, {high}]",
+                    "check the metric's scale (for example 0-1 versus 0-100), or fix score_range in the dataset's metadata")]
+
+
+def declared_score_range(obj: Any) -> tuple[float, float] | None:
+    """Return the ``score_range`` of a parsed dataset mapping when it is well formed, else None."""
+    if not isinstance(obj, dict):
+        return None
+    value = obj.get("score_range")
+    if not _is_range(value):
+        return None
+    return float(value[0]), float(value[1])
+
+
+def _is_range(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item) for item in value)
+        and value[0] <= value[1]
+    )
+
+
+def placeholder_problems(obj: Any, path: str) -> list[Problem]:
+    """Return one problem per metadata value that still holds an ``atlas import`` placeholder."""
+    problems: list[Problem] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX):
+            hint = value[len(PLACEHOLDER_PREFIX):].lstrip(": ").strip()
+            problems.append(Problem(path, None, f"{where} is still a placeholder left by atlas import",
+                                    f"replace it: {hint}" if hint else f"replace the {PLACEHOLDER_PREFIX} value"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}" if where else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+
+    walk(obj, "")
     return problems
 
 
@@ -119,6 +192,13 @@ def check_dataset_metadata(obj: Any, path: str, expected_id: str) -> list[Proble
     problems = _check_mapping(obj, path, DATASET_KEYS_REQUIRED, DATASET_KEYS_OPTIONAL, expected_id)
     if problems and not isinstance(obj, dict):
         return problems
+    placeholders = placeholder_problems(obj, path)
+    if placeholders:
+        # The other checks would only repeat each placeholder as "invalid value".
+        return problems + placeholders
+    if "score_range" in obj and not _is_range(obj["score_range"]):
+        problems.append(Problem(path, None, f"invalid score_range {str(obj['score_range'])[:60]!r}",
+                                "write [lowest, highest] as two finite numbers, for example [0, 1]"))
     if "task_type" in obj and obj["task_type"] not in TASK_TYPES:
         problems.append(Problem(path, None, f"invalid task_type {obj['task_type']!r}", f"use one of {', '.join(TASK_TYPES)}"))
     threshold = obj.get("threshold")
@@ -147,6 +227,9 @@ def check_model_metadata(obj: Any, path: str, expected_id: str) -> list[Problem]
     problems = _check_mapping(obj, path, MODEL_KEYS_REQUIRED, MODEL_KEYS_OPTIONAL, expected_id)
     if problems and not isinstance(obj, dict):
         return problems
+    placeholders = placeholder_problems(obj, path)
+    if placeholders:
+        return problems + placeholders
     sources = obj.get("sources", [])
     if not isinstance(sources, list):
         problems.append(Problem(path, None, "'sources' must be a list", "write a list of {repository, commit, path, url} mappings"))
