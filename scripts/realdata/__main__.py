@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.realdata", description=__doc__)
     parser.add_argument("--source", type=Path, default=REPO_ROOT.parent / "shared" / "realdata",
-                        help="folder that holds one sub-folder per source (default: ../shared/realdata next to the repository)")
+                        help="folder that contains one sub-folder per source (default: ../shared/realdata next to the repository)")
     parser.add_argument("--data", type=Path, default=Path("data"), help="atlas data folder to write (default: data)")
     parser.add_argument("--only", action="append", choices=list(CONVERTERS), metavar="NAME",
                         help=f"convert only this dataset; repeatable. One of: {', '.join(CONVERTERS)}")

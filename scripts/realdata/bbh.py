@@ -2,7 +2,7 @@
 
 The source files carry the BIG-bench canary string, whose owners ask that the items not be
 republished where crawlers can read them. So only a short excerpt of each final question
-is stored as the input; the few-shot prompt and the rest of the item are left out.
+is stored as the input. The few-shot prompt and the rest of the item are left out.
 """
 
 from __future__ import annotations

@@ -63,9 +63,10 @@ def stratified_subset(keys_by_group: Mapping[str, Iterable[str]], target: int, n
 
 
 def excerpt(text: str, max_chars: int = 200) -> str:
-    """Cut ``text`` to at most ``max_chars`` and at most half its length, at a word boundary, and end it with " […]".
+    """Collapse the whitespace of ``text``, cut it to at most ``max_chars`` and half its length, and append " […]".
 
-    The half-length cap keeps short items from being republished whole.
+    The cut falls on the last space inside the limit when there is one. The
+    half-length cap keeps short items from being republished whole.
     """
     text = " ".join(text.split())
     limit = max(1, min(max_chars, len(text) // 2))

@@ -85,6 +85,7 @@ def bbq_row(run: dict[str, Any], prediction: dict[str, Any]) -> tuple[dict[str, 
     stats = run["stats"].get(key, {})
     if "exact_match" not in stats:
         return None, "exact_match missing from per_instance_stats.json"
+
     score = stats["exact_match"]
     correct_tags = references[correct_indexes[0]].get("tags", [])
     reference: list[str] = []
@@ -96,6 +97,7 @@ def bbq_row(run: dict[str, Any], prediction: dict[str, Any]) -> tuple[dict[str, 
         "polarity": next((tag for tag in correct_tags if tag in ("negative", "non-negative")), None),
         "helm_instance_id": key[0],
     }
+
     row = {
         "id": check_id(key[0].lower()),
         "input": run["requests"][key]["request"]["prompt"],

@@ -2,7 +2,7 @@
 
 The same model appears under different names in different sources (``Meta-Llama-3-70B``
 in MMLU-Pro, ``meta_llama-3-70b`` in HELM). Every name a converter meets must be listed
-in ``MODELS``; an unknown name stops the conversion, so no result file is written under
+in ``MODELS``. An unknown name stops the conversion, so no result file is written under
 a guessed id.
 """
 
@@ -191,11 +191,11 @@ def model_yaml(entry: ModelEntry) -> dict[str, Any]:
     return meta
 
 
-def write_models(data_dir: Path, folders: set[str]) -> list[str]:
-    """Write the YAML of every model that appears in one of ``folders``; return their ids."""
+def write_models(data_dir: Path, model_ids: set[str]) -> list[str]:
+    """Write the YAML of every listed model; return their ids."""
     written = []
     for entry in MODELS:
-        if folders & set(entry.names):
+        if entry.id in model_ids:
             write_yaml(data_dir / "models" / f"{entry.id}.yaml", model_yaml(entry))
             written.append(entry.id)
     return written

@@ -41,6 +41,6 @@ def convert_all(source_dir: Path, data_dir: Path, only: list[str] | None = None)
         folder, converter = CONVERTERS[name]
         logger.info("converting %s from %s", name, source_dir / folder)
         reports[name] = converter(source_dir, data_dir)
-    models = write_models(data_dir, {CONVERTERS[name][0] for name in names})
+    models = write_models(data_dir, {model for report in reports.values() for model in report.per_model})
     logger.info("wrote %d model files", len(models))
     return reports
