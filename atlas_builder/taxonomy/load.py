@@ -84,6 +84,15 @@ def check_taxonomy(obj: Any, path: str) -> list[Problem]:
         seen.add(str(item.get("id")))
         if item.get("kind", "content") not in ("content", "mechanical", "special"):
             problems.append(Problem(path, None, f"{where}: invalid kind {item.get('kind')!r}", "use content, mechanical or special"))
+    mapping = obj.get("mapping") or {}
+    if not isinstance(mapping, dict):
+        problems.append(Problem(path, None, "'mapping' is not a mapping", "write old-id: [new ids] per line"))
+        mapping = {}
+    for old, targets in mapping.items():
+        for target in targets if isinstance(targets, list) else [targets]:
+            if target not in seen:
+                problems.append(Problem(path, None, f"mapping {old!r} -> {target!r}: no such category in this version",
+                                        "map old ids to ids of this file, or to [] when retired"))
     for item in obj["categories"]:
         if isinstance(item, dict) and item.get("parent") is not None and item["parent"] not in seen:
             problems.append(Problem(path, None, f"category {item.get('id')!r} has unknown parent {item['parent']!r}", "point parent at an existing id or null"))
