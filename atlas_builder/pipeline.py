@@ -12,7 +12,7 @@ from atlas_builder.analysis import Analysis, analyse
 from atlas_builder.diagnose import diagnose
 from atlas_builder.records import Diagnoses, Results, Taxonomy
 from atlas_builder.results import load_results
-from atlas_builder.site import SiteReport, render_site
+from atlas_builder.site import Release, SiteReport, render_site
 from atlas_builder.taxonomy import assign_categories, load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -54,11 +54,11 @@ def prepare(data_dir: Path, seconds: dict[str, float] | None = None) -> tuple[Re
     return results, diagnoses, taxonomy
 
 
-def build(data_dir: Path, site_dir: Path, docs_dir: Path) -> BuildReport:
-    """Run the whole pipeline and build the HTML site into ``site_dir``."""
+def build(data_dir: Path, site_dir: Path, docs_dir: Path, *, release: Release | None = None) -> BuildReport:
+    """Run the whole pipeline and build the HTML site into ``site_dir`` (pages name ``release``, default "dev")."""
     seconds: dict[str, float] = {}
     results, diagnoses, taxonomy = prepare(data_dir, seconds)
     analysis = _timed(seconds, "analysis", lambda: analyse(results, diagnoses, taxonomy))
     site = _timed(seconds, "site", lambda: render_site(results, diagnoses, taxonomy, analysis,
-                                                      docs_dir=docs_dir, site_dir=site_dir))
+                                                      docs_dir=docs_dir, site_dir=site_dir, release=release))
     return BuildReport(results, diagnoses, taxonomy, analysis, site, seconds)

@@ -1,20 +1,128 @@
-"""Analysis stage: failure signatures, dataset profiles and category counts.
+"""Analysis stage: failure signatures, comparisons, dataset profiles and category counts.
 
-Entry point: ``analyse(results, diagnoses, taxonomy) -> Analysis``.
+Entry point: ``analyse(results, diagnoses, taxonomy) -> Analysis``. Every table
+is computed with vectorised pandas/numpy group-bys so the stage stays fast at
+hundreds of thousands of failures.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import pandas as pd
+
+from atlas_builder.analysis.compare import Comparison, compare_models
+from atlas_builder.analysis.profiles import accuracy_table, dataset_mix
+from atlas_builder.analysis.signature import (
+    MIN_DIAGNOSED,
+    category_counts,
+    nearest_models,
+    pair_totals,
+    signatures,
+)
 from atlas_builder.records import Diagnoses, Results, Taxonomy
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_CATEGORY = "other"
 
 
 @dataclass
 class Analysis:
-    """Placeholder until the analysis stage lands."""
+    """Every aggregate the site shows.
+
+    ``failures`` has one row per failure: dataset, model, instance_id,
+    category (assigned id, None when undiagnosed), top (its top-level
+    category), diagnoser and kind of the primary diagnosis.
+    """
+
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    totals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    accuracy: pd.DataFrame = field(default_factory=pd.DataFrame)
+    signature: pd.DataFrame = field(default_factory=pd.DataFrame)
+    signature_categories: list[str] = field(default_factory=list)
+    nearest: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    comparison: Comparison | None = None
+    mix: pd.DataFrame = field(default_factory=pd.DataFrame)
+    coverage: dict[str, Any] = field(default_factory=dict)
+    stability: Any = None
+    min_diagnosed: int = MIN_DIAGNOSED
 
 
-def analyse(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy) -> Analysis:
+def failure_table(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy) -> pd.DataFrame:
+    """Return one row per failure with the category and diagnoser of its primary diagnosis."""
+    failed = results.failures()[["dataset", "model", "instance_id"]].reset_index(drop=True)
+    primary = diagnoses.primary
+    unknown: Counter[str] = Counter()
+    records = []
+    for key, item in primary.items():
+        category = item.category
+        if category not in taxonomy.categories:
+            unknown[str(category)] += 1
+            category = FALLBACK_CATEGORY if FALLBACK_CATEGORY in taxonomy.categories else None
+        records.append((*key, category, item.diagnoser, item.kind))
+    if unknown:
+        logger.warning("%d diagnoses have no category of taxonomy v%s (%s); counted as %r",
+                       sum(unknown.values()), taxonomy.version, ", ".join(f"{name}: {n}" for name, n in unknown.most_common(5)),
+                       FALLBACK_CATEGORY)
+    diagnosed = pd.DataFrame.from_records(records, columns=["dataset", "model", "instance_id", "category", "diagnoser", "kind"])
+    table = failed.merge(diagnosed, on=["dataset", "model", "instance_id"], how="left")
+    tops = {category_id: taxonomy.top_level(category_id) for category_id in taxonomy.categories}
+    table["top"] = table["category"].map(tops)
+    table = table.astype({"category": object, "top": object, "diagnoser": object, "kind": object})
+    return table.sort_values(["dataset", "model", "instance_id"], kind="stable").reset_index(drop=True)
+
+
+def signature_categories(taxonomy: Taxonomy) -> list[str]:
+    """Return the top-level categories that signatures count, in taxonomy order (suspect references excluded)."""
+    return [category.id for category in taxonomy.children(None) if category.id != "suspect-reference"]
+
+
+def analyse(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, *, data_dir: Path | None = None) -> Analysis:
     """Compute every aggregate the site shows."""
-    return Analysis()
+    failures = failure_table(results, diagnoses, taxonomy)
+    rows = results.rows[["dataset", "model", "instance_id", "correct"]]
+    totals = pair_totals(rows, failures)
+    top_categories = signature_categories(taxonomy)
+    counts = category_counts(failures, "top", top_categories)
+    signature = signatures(totals, counts)
+    comparison = compare_models(rows, failures, top_categories)
+
+    by_diagnoser = failures["diagnoser"].value_counts().sort_index()
+    findings = Counter(item.diagnoser for item in diagnoses.items)
+    coverage = {
+        "models": int(rows["model"].nunique()),
+        "datasets": int(rows["dataset"].nunique()),
+        "instances": int(len(rows)),
+        "failures": int(len(failures)),
+        "diagnosed": int(failures["category"].notna().sum()),
+        "undiagnosed": len(diagnoses.undiagnosed),
+        "by_diagnoser": {str(name): int(n) for name, n in by_diagnoser.items()},
+        "by_kind": {str(name): int(n) for name, n in failures["kind"].value_counts().sort_index().items()},
+        "findings_by_diagnoser": dict(sorted(findings.items())),
+        "suspect_references": len(diagnoses.suspect_references),
+    }
+    return Analysis(
+        failures=failures, totals=totals, accuracy=accuracy_table(totals), signature=signature,
+        signature_categories=top_categories, nearest=nearest_models(signature), comparison=comparison,
+        mix=dataset_mix(counts), coverage=coverage, stability=load_stability(data_dir or results.data_dir),
+    )
+
+
+def load_stability(data_dir: Path) -> Any:
+    """Return the taxonomy stage's agreement figures, or None when that stage has not measured them."""
+    try:
+        from atlas_builder.taxonomy import stability_summary  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        return stability_summary(data_dir)
+    except FileNotFoundError:
+        return None
+
+
+__all__ = ["Analysis", "Comparison", "analyse"]

@@ -1,0 +1,192 @@
+"""Data of the failure browser: failure texts in small JSON shards, and per-scope indexes.
+
+Each (dataset, model) pair's failures are cut into shards of ``SHARD_SIZE``
+ordered by instance id, written once. A scope (a model, a dataset or a
+category) gets a compact columnar index listing its failures with their
+category, diagnoser and shard position; the browser page loads the index,
+filters it and fetches only the shards of the page on screen. Text is
+written after the dataset's publishing rule is applied, so hidden text never
+reaches the site.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from atlas_builder.analysis import Analysis
+from atlas_builder.records import DatasetInfo, Diagnoses, Diagnosis, Publishing, Results, Taxonomy
+from atlas_builder.site.escape import clean
+
+logger = logging.getLogger(__name__)
+
+SHARD_SIZE = 50
+DATA_FOLDER = "failures/data"
+
+
+def publish(text: Any, rule: Publishing) -> tuple[str | None, bool]:
+    """Apply a publishing rule to one text: return (text or None when hidden, whether it was cut)."""
+    if text is None:
+        return None, False
+    value = clean(text)
+    if rule.text == "hidden":
+        return None, False
+    if rule.text == "excerpt" and len(value) > rule.excerpt_chars:
+        return value[: rule.excerpt_chars], True
+    return value, False
+
+
+def publish_reference(reference: Iterable[str], rule: Publishing) -> list[str] | None:
+    """Apply a publishing rule to every reference answer (None when hidden)."""
+    if rule.text == "hidden":
+        return None
+    return [publish(item, rule)[0] or "" for item in reference]
+
+
+def _evidence(item: Diagnosis, lengths: dict[str, int | None]) -> list[dict[str, Any]]:
+    spans = []
+    for span in item.evidence:
+        limit = lengths.get(span.field)
+        if limit is None or span.start >= limit:
+            continue
+        spans.append({"field": span.field, "start": int(span.start), "end": int(min(span.end, limit))})
+    return spans
+
+
+def _details(item: Diagnosis, rule: Publishing) -> dict[str, Any]:
+    """Return the judge details safe to publish: criteria verdicts always, quoted evidence per the rule."""
+    details = dict(item.details or {})
+    shown: dict[str, Any] = {}
+    criteria = details.get("criteria")
+    if isinstance(criteria, list):
+        shown["criteria"] = [
+            {"criterion": clean(entry.get("criterion", ""))[:300], "met": entry.get("met"),
+             "evidence": publish(entry.get("evidence"), rule)[0] if entry.get("evidence") else None}
+            for entry in criteria if isinstance(entry, dict)
+        ]
+    for key in ("first_error", "reference_flag"):
+        if key in details and details[key] is not None:
+            value = details[key]
+            shown[key] = publish(value, rule)[0] if isinstance(value, str) else value
+    return shown
+
+
+def failure_record(row: dict, info: DatasetInfo, diagnoses: list[Diagnosis], primary: Diagnosis | None) -> dict:
+    """Return the published form of one failure: texts per the dataset's rule, diagnoses, evidence spans."""
+    rule = info.publishing
+    input_text, input_cut = publish(row["input"], rule)
+    output_text, output_cut = publish(row["output"], rule)
+    lengths = {"input": len(input_text) if input_text is not None else None,
+               "output": len(output_text) if output_text is not None else None,
+               "reference": None}
+    reference = publish_reference(row["reference"], rule)
+    if reference:
+        lengths["reference"] = len(reference[0])
+    ordered = sorted(diagnoses, key=lambda item: (item is not primary, item.kind, item.diagnoser))
+    return {
+        "id": row["instance_id"],
+        "score": float(row["score"]),
+        "input": input_text,
+        "output": output_text,
+        "reference": reference,
+        "cut": bool(input_cut or output_cut),
+        "diagnoses": [
+            {"diagnoser": clean(item.diagnoser), "kind": item.kind, "title": clean(item.title),
+             "summary": clean(item.summary), "category": item.category, "primary": item is primary,
+             "evidence": _evidence(item, lengths), "details": _details(item, rule)}
+            for item in ordered
+        ],
+    }
+
+
+def write_browser_data(tree, results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, analysis: Analysis) -> dict[str, int]:
+    """Write the shards, the per-scope indexes and the browser's metadata file; return counts."""
+    by_key: dict[tuple[str, str, str], list[Diagnosis]] = defaultdict(list)
+    for item in diagnoses.items:
+        by_key[item.key].append(item)
+
+    failures = analysis.failures
+    # Same keys and order as analysis.failures, so both can be cut by the same positions.
+    texts_all = (results.failures()[["dataset", "model", "instance_id", "input", "output", "reference", "score"]]
+                 .sort_values(["dataset", "model", "instance_id"], kind="stable").reset_index(drop=True))
+    # failures is sorted by dataset, model, instance_id: position within its pair gives shard and offset.
+    position = failures.groupby(["dataset", "model"], sort=False).cumcount().to_numpy()
+    table = failures.assign(shard=position // SHARD_SIZE, offset=position % SHARD_SIZE)
+
+    shards = 0
+    for (dataset, model), positions in sorted(table.groupby(["dataset", "model"], sort=True).indices.items()):
+        info = results.datasets[dataset]
+        texts = texts_all.iloc[positions].to_dict("records")
+        records = [failure_record(text_row, info, by_key.get((dataset, model, text_row["instance_id"]), []),
+                                  diagnoses.primary.get((dataset, model, text_row["instance_id"])))
+                   for text_row in texts]
+        for number in range(0, len(records), SHARD_SIZE):
+            payload = json.dumps(records[number: number + SHARD_SIZE], ensure_ascii=False, separators=(",", ":"))
+            tree.write(f"{DATA_FOLDER}/shards/{dataset}/{model}/{number // SHARD_SIZE:04d}.json", payload)
+            shards += 1
+
+    datasets = sorted(results.datasets)
+    models = sorted(results.models)
+    categories = list(taxonomy.categories)
+    diagnosers = sorted(table["diagnoser"].dropna().unique())
+    codes = {
+        "d": table["dataset"].map({name: i for i, name in enumerate(datasets)}).to_numpy(),
+        "m": table["model"].map({name: i for i, name in enumerate(models)}).to_numpy(),
+        "c": table["category"].map({name: i for i, name in enumerate(categories)}).fillna(-1).astype(int).to_numpy(),
+        "g": table["diagnoser"].map({name: i for i, name in enumerate(diagnosers)}).fillna(-1).astype(int).to_numpy(),
+    }
+
+    def index_payload(mask) -> str:
+        part = table[mask]
+        return json.dumps({
+            "d": codes["d"][mask].tolist(), "m": codes["m"][mask].tolist(), "i": part["instance_id"].tolist(),
+            "c": codes["c"][mask].tolist(), "g": codes["g"][mask].tolist(),
+            "s": part["shard"].tolist(), "o": part["offset"].tolist(),
+        }, separators=(",", ":"))
+
+    indexes = 0
+    for scope, column in (("model", "model"), ("dataset", "dataset")):
+        for name, positions in table.groupby(column, sort=True).indices.items():
+            mask = np.zeros(len(table), dtype=bool)
+            mask[positions] = True
+            tree.write(f"{DATA_FOLDER}/index/{scope}/{name}.json", index_payload(mask))
+            indexes += 1
+    for category_id in categories:
+        subtree = descendants(taxonomy, category_id)
+        mask = table["category"].isin(subtree).to_numpy()
+        tree.write(f"{DATA_FOLDER}/index/category/{category_id}.json", index_payload(mask))
+        indexes += 1
+
+    meta = {
+        "datasets": [{"id": name, "name": clean(results.datasets[name].name),
+                      "publishing": results.datasets[name].publishing.text,
+                      "excerpt_chars": results.datasets[name].publishing.excerpt_chars,
+                      "reason": clean(results.datasets[name].publishing.reason or ""),
+                      "warning": clean(results.datasets[name].publishing.content_warning or "")} for name in datasets],
+        "models": [{"id": name, "name": clean(results.models[name].name)} for name in models],
+        "categories": [{"id": name, "name": clean(taxonomy.categories[name].name),
+                        "within": sorted(descendants(taxonomy, name))} for name in categories],
+        "diagnosers": [clean(name) for name in diagnosers],
+        "shard_size": SHARD_SIZE,
+    }
+    tree.write(f"{DATA_FOLDER}/meta.json", json.dumps(meta, ensure_ascii=False, separators=(",", ":")))
+    logger.info("failure browser: %d shards, %d indexes", shards, indexes)
+    return {"shards": shards, "indexes": indexes}
+
+
+def descendants(taxonomy: Taxonomy, category_id: str) -> set[str]:
+    """Return ``category_id`` and every category below it."""
+    found = {category_id}
+    frontier = [category_id]
+    while frontier:
+        current = frontier.pop()
+        for child in taxonomy.children(current):
+            if child.id not in found:
+                found.add(child.id)
+                frontier.append(child.id)
+    return found

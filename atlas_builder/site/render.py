@@ -1,0 +1,321 @@
+"""Render the MkDocs sources of the atlas and build the HTML site with ``mkdocs build --strict``.
+
+Layout of the generated folder (``docs_dir``): ``mkdocs.yml`` (the committed
+base configuration plus docs_dir, site_dir and nav) beside ``docs/`` with the
+Markdown pages, charts, downloads and failure-browser data. Files are
+rewritten only when their bytes change, and files a render no longer produces
+are deleted, so an incremental build touches only affected pages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+import yaml
+
+from atlas_builder.analysis import Analysis
+from atlas_builder.records import Diagnoses, Results, Taxonomy
+from atlas_builder.site.charts import ChartSpec, render_charts
+from atlas_builder.site.escape import markdown_safe, pre_text, safe_title
+from atlas_builder.site.failures import write_browser_data
+from atlas_builder.site.pages import PageBuilder, Release, compare_shards, diagnoser_rows, front_matter
+from atlas_builder.site.writer import OutputTree
+
+logger = logging.getLogger(__name__)
+
+DOCS = "docs"
+KEEP = ("README.md",)
+
+
+class MkDocsBuildError(Exception):
+    """Raised when ``mkdocs build --strict`` fails; the message carries its output."""
+
+
+def template_environment() -> jinja2.Environment:
+    """Return the Jinja environment: autoescape on, every printed value escaped for Markdown too."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("atlas_builder.site", "templates"),
+        autoescape=True,
+        finalize=markdown_safe,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=False,
+    )
+    env.filters["pre"] = pre_text
+    env.filters["title_safe"] = safe_title
+    return env
+
+
+def find_base_config(explicit: Path | None = None) -> Path:
+    """Return the committed ``mkdocs.yml``: the explicit path, the current folder's, or the repository's."""
+    candidates = [explicit] if explicit else [Path.cwd() / "mkdocs.yml", Path(__file__).resolve().parents[2] / "mkdocs.yml"]
+    for path in candidates:
+        if path is not None and path.is_file():
+            return path
+    raise FileNotFoundError(f"base MkDocs configuration not found (looked at {', '.join(map(str, candidates))}); "
+                            "run from the repository root or pass base_config")
+
+
+def _csv(frame: pd.DataFrame) -> str:
+    return frame.round(6).to_csv(index=False, lineterminator="\n")
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=False, allow_nan=False) + "\n"
+
+
+def _doc_text(path: Path) -> str | None:
+    """Return a repository document for inclusion, with relative links turned into plain text."""
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"^# .*\n", "", text, count=1)  # the page has its own title
+    text = re.sub(r"^(#{1,5}) ", r"#\1 ", text, flags=re.M)  # nest headings under the including section
+    # Links to other repository files do not exist on the site; keep their text.
+    return re.sub(r"\[([^\]]+)\]\((?!https?://|#)[^)]*\)", r"\1", text)
+
+
+class SiteRenderer:
+    """Writes every page, chart and data file of one build into an ``OutputTree``."""
+
+    def __init__(self, results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, analysis: Analysis,
+                 tree: OutputTree, release: Release, repo_docs: Path | None):
+        self.results, self.diagnoses, self.taxonomy, self.analysis = results, diagnoses, taxonomy, analysis
+        self.tree, self.release, self.repo_docs = tree, release, repo_docs
+        self.env = template_environment()
+        self.pages = PageBuilder(results, diagnoses, taxonomy, analysis, release)
+        self.charts: list[ChartSpec] = []
+        self.page_count = 0
+
+    def page(self, relative: str, template: str, context: dict[str, Any]) -> None:
+        text = self.env.get_template(template).render(**context)
+        self.tree.write(f"{DOCS}/{relative}", text)
+        self.page_count += 1
+
+    def data(self, relative: str, text: str) -> None:
+        self.tree.write(f"{DOCS}/{relative}", text)
+
+    def render_all(self) -> None:
+        self.render_models()
+        self.render_datasets()
+        self.render_categories()
+        self.render_home()
+        self.render_fixed_pages()
+        write_browser_data(_Prefixed(self.tree, DOCS), self.results, self.diagnoses, self.taxonomy, self.analysis)
+        self.render_assets()
+
+    def render_models(self) -> None:
+        summary = []
+        for model_id in sorted(self.results.models):
+            if model_id not in self.pages.accuracy_by_model:
+                logger.warning("model %s has metadata but no results; no page", model_id)
+                continue
+            context, specs, download, table = self.pages.model(model_id)
+            self.page(f"models/{model_id}.md", "model.md.j2", context)
+            self.charts += specs
+            self.data(f"models/{model_id}.csv", _csv(table))
+            self.data(f"models/{model_id}.json", _json(download))
+            totals = context["totals"]
+            summary.append({"id": model_id, "name": self.results.models[model_id].name,
+                            "organization": self.results.models[model_id].organization or "",
+                            "datasets": totals["datasets"], "instances": totals["instances"],
+                            "accuracy": (totals["instances"] - totals["failures"]) / totals["instances"],
+                            "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"]})
+        families = self.pages.families()
+        for family in families:
+            self.page(f"models/families/{family['id']}.md", "family.md.j2", self.pages.family(family))
+        self.page("models/index.md", "models_index.md.j2",
+                  {**self.pages.common, "front_matter": front_matter("Models"), "rows": summary, "families": families})
+        self.data("models/models.csv", _csv(pd.DataFrame(summary)))
+        shards = compare_shards(self.analysis, self.results, self.taxonomy)
+        self.data("models/compare-data/meta.json", _json(shards["meta"]))
+        for model_id, pairs in shards["shards"].items():
+            self.data(f"models/compare-data/{model_id}.json", json.dumps(pairs, separators=(",", ":")))
+        self.page("models/compare.md", "compare.md.j2", {"front_matter": front_matter("Compare two models")})
+
+    def render_datasets(self) -> None:
+        summary = []
+        for dataset_id in sorted(self.results.datasets):
+            if dataset_id not in self.pages.accuracy_by_dataset:
+                logger.warning("dataset %s has metadata but no results; no page", dataset_id)
+                continue
+            context, specs, download, table = self.pages.dataset(dataset_id)
+            self.page(f"datasets/{dataset_id}.md", "dataset.md.j2", context)
+            self.charts += specs
+            self.data(f"datasets/{dataset_id}.csv", _csv(table))
+            self.data(f"datasets/{dataset_id}.json", _json(download))
+            info, totals = self.results.datasets[dataset_id], context["totals"]
+            summary.append({"id": dataset_id, "name": info.name, "task_type": info.task_type, "models": totals["models"],
+                            "instances": totals["instances"], "accuracy": context["mean_accuracy"],
+                            "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"],
+                            "publishing": info.publishing.text})
+        self.page("datasets/index.md", "datasets_index.md.j2",
+                  {**self.pages.common, "front_matter": front_matter("Datasets"), "rows": summary})
+        self.data("datasets/datasets.csv", _csv(pd.DataFrame(summary)))
+
+    def render_categories(self) -> None:
+        stability = _stability_text(self.analysis.stability)
+        rows = []
+        counts = self.analysis.failures["category"].value_counts()
+        for category_id, category in self.taxonomy.categories.items():
+            context, specs, download, table = self.pages.category(category_id, stability.get(category_id) or stability.get(None))
+            self.page(f"categories/{category_id}.md", "category.md.j2", context)
+            self.charts += specs
+            self.data(f"categories/{category_id}.csv", _csv(table))
+            self.data(f"categories/{category_id}.json", _json(download))
+        for category in _tree_order(self.taxonomy):
+            depth = 0 if category.parent is None else 1
+            rows.append({"id": category.id, "name": category.name, "kind": category.kind, "depth": depth,
+                         "k": int(counts.get(category.id, 0)), "published_share": category.published_share})
+        self.page("categories/index.md", "categories_index.md.j2",
+                  {**self.pages.common, "front_matter": front_matter("Error categories"), "rows": rows})
+        self.data("categories/categories.csv", _csv(pd.DataFrame(rows).drop(columns="depth")))
+
+    def render_home(self) -> None:
+        coverage = self.analysis.coverage
+        failures = self.analysis.failures
+        top = failures["top"].value_counts()
+        diagnosed = int(top.sum())
+        mix = [{"id": cid, "name": self.taxonomy.categories[cid].name, "k": int(top.get(cid, 0)),
+                "share": top.get(cid, 0) / diagnosed if diagnosed else None} for cid in self.analysis.signature_categories]
+        chart = "atlas-mix.svg" if diagnosed else None
+        if chart:
+            self.charts.append(ChartSpec(name=chart, title="Category mix over the whole atlas", xlabel="share of diagnosed failures",
+                                         labels=[row["name"] for row in mix], values=[row["share"] for row in mix]))
+        self.page("index.md", "home.md.j2", {
+            **self.pages.common, "front_matter": front_matter("ErrorAtlas", description="Why language models fail"),
+            "coverage": coverage, "diagnosers": diagnoser_rows(failures),
+            "diagnosed_share": coverage["diagnosed"] / coverage["failures"] if coverage["failures"] else None,
+            "undiagnosed_share": coverage["undiagnosed"] / coverage["failures"] if coverage["failures"] else None,
+            "mix": mix, "chart": chart,
+            "chart_alt": "Bar chart: share of each top-level error category among all diagnosed failures; numbers in the table below",
+        })
+
+    def render_fixed_pages(self) -> None:
+        common = self.pages.common
+        docs = self.repo_docs
+        self.page("methodology.md", "methodology.md.j2", {
+            **common, "front_matter": front_matter("Methodology"), "categories": list(self.taxonomy.categories.values()),
+            "checks_doc": _doc_text(docs / "checks.md") if docs else None})
+        self.page("submit.md", "submit.md.j2", {
+            "front_matter": front_matter("Submit results"),
+            "format_doc": _doc_text(docs / "result-format.md") if docs else None})
+        self.page("failures/index.md", "failures.md.j2", {"front_matter": front_matter("Failure browser", search=False)})
+        page = self.pages.cite_page("release", self.release.name, f"ErrorAtlas release {self.release.name}", "")
+        self.page("releases.md", "releases.md.j2", {
+            **common, "front_matter": front_matter("Releases and citing"), "release_date": self.release.date,
+            "is_release": self.release.is_release, "releases": self.release.others, "bulk": self.release.bulk,
+            "page": page})
+
+    def render_assets(self) -> None:
+        for name in ("atlas.css", "atlas.js"):
+            data = resources.files("atlas_builder.site").joinpath("assets", name).read_bytes()
+            self.tree.write(f"{DOCS}/assets/{name}", data)
+
+
+class _Prefixed:
+    """An ``OutputTree`` view that writes below a sub-folder."""
+
+    def __init__(self, tree: OutputTree, prefix: str):
+        self.tree, self.prefix = tree, prefix
+
+    def write(self, relative: str, data: bytes | str) -> bool:
+        return self.tree.write(f"{self.prefix}/{relative}", data)
+
+
+def _tree_order(taxonomy: Taxonomy):
+    for category in taxonomy.children(None):
+        yield category
+        yield from taxonomy.children(category.id)
+
+
+def _stability_text(summary: Any) -> dict[str | None, str]:
+    """Return agreement figures as short text per category id (None: atlas-wide), from whatever the taxonomy stage reports."""
+    if not summary:
+        return {}
+    if isinstance(summary, dict):
+        per_category = summary.get("categories") if isinstance(summary.get("categories"), dict) else {}
+        overall = {k: v for k, v in summary.items() if k != "categories" and isinstance(v, (int, float, str))}
+        texts: dict[str | None, str] = {}
+        if overall:
+            texts[None] = "Agreement of the taxonomy stage: " + "; ".join(f"{k}: {_fmt(v)}" for k, v in overall.items()) + "."
+        for category_id, figures in per_category.items():
+            if isinstance(figures, dict):
+                texts[category_id] = "Agreement for this category: " + "; ".join(f"{k}: {_fmt(v)}" for k, v in figures.items()) + "."
+        return texts
+    return {None: f"Agreement of the taxonomy stage: {summary}."}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def effective_config(base: Path, docs: Path, site_dir: Path, release: Release, families: list[dict]) -> dict[str, Any]:
+    """Return the base MkDocs configuration with docs_dir, site_dir, nav and release settings filled in."""
+    config = yaml.safe_load(base.read_text(encoding="utf-8")) or {}
+    config["docs_dir"] = str(docs.resolve())
+    config["site_dir"] = str(Path(site_dir).resolve())
+    if release.site_url:
+        config["site_url"] = release.site_url.rstrip("/") + f"/{release.name}/"
+    family_nav = [{f"{family['name']} family": f"models/families/{family['id']}.md"} for family in families]
+    config["nav"] = [
+        {"Home": "index.md"},
+        {"Models": ["models/index.md", {"Compare two models": "models/compare.md"}, *family_nav]},
+        {"Datasets": ["datasets/index.md"]},
+        {"Categories": ["categories/index.md"]},
+        {"Failure browser": "failures/index.md"},
+        {"Methodology": "methodology.md"},
+        {"Submit results": "submit.md"},
+        {"Releases and citing": "releases.md"},
+    ]
+    config["not_in_nav"] = "/models/*.md\n/datasets/*.md\n/categories/*.md\n"
+    extra = config.setdefault("extra", {})
+    extra["atlas_release"] = release.name
+    if release.is_release and release.others:
+        extra["version"] = {"provider": "mike"}
+    return config
+
+
+def run_mkdocs(config_path: Path) -> None:
+    """Run ``mkdocs build --strict`` on ``config_path``; raise ``MkDocsBuildError`` with its output on failure."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    completed = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-f", str(config_path)],
+                               capture_output=True, text=True, env=env, check=False)
+    if completed.returncode != 0:
+        raise MkDocsBuildError(f"mkdocs build --strict failed (exit {completed.returncode}) for {config_path}:\n"
+                               f"{completed.stdout}\n{completed.stderr}")
+    if completed.stderr.strip():
+        logger.debug("mkdocs: %s", completed.stderr.strip())
+
+
+def render_sources(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, analysis: Analysis, *,
+                   docs_dir: Path, site_dir: Path, release: Release, base_config: Path | None = None,
+                   repo_docs: Path | None = None) -> tuple[OutputTree, int, Path, dict[str, float]]:
+    """Write every generated source file; return the tree, page count, config path and step timings."""
+    seconds: dict[str, float] = {}
+    tree = OutputTree(Path(docs_dir), keep=KEEP)
+    renderer = SiteRenderer(results, diagnoses, taxonomy, analysis, tree, release, repo_docs)
+    start = time.perf_counter()
+    renderer.render_all()
+    seconds["pages"] = time.perf_counter() - start
+    start = time.perf_counter()
+    render_charts(renderer.charts, tree, f"{DOCS}/charts")
+    seconds["charts"] = time.perf_counter() - start
+    config = effective_config(find_base_config(base_config), Path(docs_dir) / DOCS, site_dir, release, renderer.pages.families())
+    tree.write("mkdocs.yml", "# Generated by atlas_builder.site from the repository's mkdocs.yml; do not edit.\n"
+               + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    removed = tree.prune()
+    logger.info("site sources: %d pages; %d files written, %d unchanged, %d stale removed (%.2f s pages, %.2f s charts)",
+                renderer.page_count, tree.written, tree.unchanged, removed, seconds["pages"], seconds["charts"])
+    return tree, renderer.page_count, Path(docs_dir) / "mkdocs.yml", seconds
