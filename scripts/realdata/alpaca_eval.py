@@ -132,6 +132,7 @@ def dataset_meta(subset_size: int, shared: int) -> dict[str, Any]:
         "task_type": "open_ended",
         "metric": "preference vs GPT-4 Turbo reference (0 = reference preferred, 1 = model preferred)",
         "threshold": 0.5,
+        "score_range": [0, 1],
         "source": ALPACA_EVAL.source(f"{ALPACA_EVAL.root}/<model>/{ANNOTATOR_FOLDER}/annotations.json"),
         "license": ALPACA_EVAL.license,
         "aliases": ["alpaca_eval", "AlpacaEval 2.0", ANNOTATOR_FOLDER],

@@ -170,6 +170,7 @@ def dataset_meta(mode: str, task_count: int, canaries: list[str]) -> dict[str, A
         "task_type": "short_answer",
         "metric": "exact_match",
         "threshold": 1,
+        "score_range": [0, 1],
         "source": BBH.source(f"{BBH.root}/{MODEL_NAME}-{mode}"),
         "license": BBH.license,
         "aliases": [f"{MODEL_NAME}-{mode}"],

@@ -114,6 +114,7 @@ def dataset_meta(problem_count: int) -> dict[str, Any]:
         "task_type": "math",
         "metric": "exact_match",
         "threshold": 1,
+        "score_range": [0, 1],
         "source": GSM8K.source(f"{GSM8K.root}/{FILE_NAME}"),
         "license": GSM8K.license,
         "aliases": ["grade-school-math", "gsm8k-test"],

@@ -176,6 +176,7 @@ def dataset_meta(subset_size: int, shared: int, model_count: int, categories: li
         "task_type": "multiple_choice",
         "metric": "exact_match",
         "threshold": 1,
+        "score_range": [0, 1],
         "source": MMLU_PRO.source(MMLU_PRO.root),
         "license": MMLU_PRO.license,
         "aliases": ["MMLU-Pro", "mmlu_pro"],
