@@ -32,6 +32,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON; write the score as a finite number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of the range of a 64-bit float; write a finite number")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 300:
+        raise ValueError(f"integer of {len(text)} digits is out of the range of a 64-bit float; write a smaller number")
+    return int(text)
+
+
 def parse_result_line(raw: bytes, path: str, line: int) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Parse and check one line of a result file; return the object (None if unusable) and its problems."""
     if len(raw) > MAX_LINE_BYTES:
@@ -45,7 +58,7 @@ def parse_result_line(raw: bytes, path: str, line: int) -> tuple[dict[str, Any] 
     except UnicodeDecodeError as error:
         return None, [Problem(path, line, f"invalid UTF-8 at byte {error.start}", "re-encode the file as UTF-8")]
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except RecursionError:
         return None, [Problem(path, line, "invalid JSON: nested too deeply to read",
                               "flatten the object; metadata should be a few levels deep at most")]
@@ -83,7 +96,7 @@ def check_result_object(obj: dict[str, Any], path: str, line: int) -> list[Probl
     if "id" in obj:
         if isinstance(obj["id"], int) and not isinstance(obj["id"], bool):
             add(f"id {obj['id']!r} is a number", "write the id as a string, for example \"42\"")
-        elif (reason := slug_problem(obj["id"])) is not None:
+        elif (reason := slug_problem(obj["id"]) or _line_break_problem(obj["id"])) is not None:
             add(f"invalid id {str(obj['id'])[:80]!r}: {reason}", "use a lowercase slug such as 'q-0042'")
     if "input" in obj:
         problems.extend(_check_input(obj["input"], path, line))
@@ -166,6 +179,13 @@ def placeholder_problems(obj: Any, path: str) -> list[Problem]:
 
     walk(obj, "")
     return problems
+
+
+def _line_break_problem(value: Any) -> str | None:
+    # NOTE: ids.SLUG_PATTERN ends in "$", which also matches before a final "\n"; this guard closes that gap here.
+    if isinstance(value, str) and value.endswith("\n"):
+        return "an id must not end with a line break"
+    return None
 
 
 def _check_input(value: Any, path: str, line: int) -> list[Problem]:
