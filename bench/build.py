@@ -323,6 +323,87 @@ def print_summary(figures: dict[str, Any], runs: list[Run]) -> None:
             print(f"  {seconds:8.2f} s  {name}")
 
 
+LOADER_MODES = ("load_results", "cache-cold", "cache-warm")
+
+
+def load_with_cache(data_dir: Path, cache_dir: Path | None) -> Any:
+    """Load ``data_dir`` as ``load_results`` does, but through ``read_result_frame`` (what the cache hook would do)."""
+    import pandas as pd
+
+    from atlas_builder.records import RESULT_COLUMNS
+    from atlas_builder.results.cache import ResultCache, read_result_frame
+    from atlas_builder.results.load import load_metadata, result_paths, score_ranges
+
+    datasets, _, problems = load_metadata(data_dir)
+    ranges = score_ranges(data_dir)
+    cache = ResultCache(cache_dir) if cache_dir is not None else None
+    frames = []
+    for path in result_paths(data_dir):
+        dataset = path.parent.name
+        frame, found, _ = read_result_frame(path, datasets[dataset], cache, score_range=ranges.get(dataset))
+        problems.extend(found)
+        if frame is None:
+            continue
+        frame.insert(0, "model", path.stem)
+        frame.insert(0, "dataset", dataset)
+        frames.append(frame)
+    if problems:
+        raise SystemExit(f"{len(problems)} problems in {data_dir}, first: {problems[0]}")
+    rows = pd.concat(frames, ignore_index=True)[list(RESULT_COLUMNS)]
+    if cache is not None:
+        print(f"cache hits {cache.hits}, misses {cache.misses}", file=sys.stderr)
+    return rows
+
+
+def loader_child(mode: str, data_dir: str, cache_dir: str) -> None:
+    """Load the data one way and print the row count and timing (run in a child process by ``--loader``)."""
+    start = time.perf_counter()
+    if mode == "load_results":
+        from atlas_builder.results import load_results
+
+        rows = load_results(Path(data_dir)).rows
+    else:
+        rows = load_with_cache(Path(data_dir), Path(cache_dir))
+    print(f"step {mode}: done in {time.perf_counter() - start:.2f} s")
+    print(f"rows {len(rows)}, frame {rows.memory_usage(deep=True).sum() / 2**20:.0f} MB (deep)")
+
+
+def run_loader_benchmark(args: argparse.Namespace) -> int:
+    """Measure ``load_results`` and the parquet-cache read path, each in its own process."""
+    config = gen.Config(seed=args.seed, scale=args.scale, axis=args.axis, instances_factor=args.instances_factor)
+    data_dir = (args.data or gen.default_out(args.scale, args.axis, args.instances_factor)).resolve()
+    work = (args.work or data_dir.parent / f"{data_dir.name}-loader").resolve()
+    config, generation = ensure_data(config, data_dir, args.jobs, explicit=args.data is not None)
+    cache_dir = work / "cache"
+    if cache_dir.exists():
+        shutil.rmtree(cache_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {"machine": machine(), "config": asdict(config), "data": str(data_dir), "runs": []}
+    if generation is not None:
+        figures["generation"] = generation
+    print("| loader | seconds | peak RSS (MB) |")
+    print("|---|---:|---:|")
+    for mode in LOADER_MODES:
+        code = f"from bench.build import loader_child; loader_child({mode!r}, {str(data_dir)!r}, {str(cache_dir)!r})"
+        run = measure(mode, [sys.executable, "-c", code], cwd=gen.REPO_ROOT, log_path=work / "logs" / f"{mode}.log")
+        figures["runs"].append(asdict(run))
+        print(f"| {mode} | {run.seconds:.1f} | {run.peak_rss_mb:.0f} |")
+        if run.exit_code != 0:
+            print(run.log, file=sys.stderr)
+            write_figures(figures, work)
+            return 1
+    cache_bytes = sum(path.stat().st_size for path in cache_dir.rglob("*.parquet"))
+    figures["cache_bytes"] = cache_bytes
+    print(f"cache size: {cache_bytes / 1e9:.2f} GB")
+    if args.profile:
+        code = f"from bench.build import loader_child; loader_child('load_results', {str(data_dir)!r}, '')"
+        subprocess.run([sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(work / "load-profile.txt"),
+                        "-c", code], cwd=gen.REPO_ROOT, check=False)
+        print(f"profile of load_results written to {work / 'load-profile.txt'}")
+    write_figures(figures, work)
+    return 0
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=1, help="synthetic atlas scale (see bench/generate.py)")
@@ -336,11 +417,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=None, help="generator worker processes (default: CPU count)")
     parser.add_argument("--profile", action="store_true", help="also profile one full build with pyinstrument")
     parser.add_argument("--top", type=int, default=25, help="profile entries to record (default: 25)")
+    parser.add_argument("--loader", action="store_true",
+                        help="measure only result loading: load_results, then a cold and a warm parquet cache")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_benchmark(parse_args(argv))
+    args = parse_args(argv)
+    return run_loader_benchmark(args) if args.loader else run_benchmark(args)
 
 
 if __name__ == "__main__":

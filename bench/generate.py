@@ -298,6 +298,7 @@ def dataset_metadata(spec: DatasetSpec) -> dict[str, Any]:
         "task_type": spec.task_type,
         "metric": spec.metric,
         "threshold": spec.threshold,
+        "score_range": [0.0, 1.0],
         "source": dict(SYNTHETIC_SOURCE),
         "license": SYNTHETIC_LICENSE,
         "aliases": [f"Synthetic-Dataset-{number:03d}"],

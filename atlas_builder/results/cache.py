@@ -1,0 +1,191 @@
+"""Parquet cache of parsed result files, so a rebuild skips parsing and validating files that did not change.
+
+A cache entry is the per-file frame that ``read_result_file`` rows turn into
+(columns ``FRAME_COLUMNS``). Its key hashes the file's sha256, the dataset's
+threshold (which decides ``correct`` when a line has no ``correct`` field), the
+dataset's declared score range (which decides validity) and ``CACHE_FORMAT``. Only files without validation problems are stored, so a hit
+means the file is valid.
+
+``read_result_frame`` also makes equal prompts share one string object (and
+equal chat-message lists one list) across all files read through the same
+``ResultCache``, in ``input`` and ``messages`` columns of dtype object. Every
+model of a dataset sees the same prompts, so at 83 models this keeps one copy
+of each prompt instead of 83.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from atlas_builder.records import DatasetInfo, Problem
+
+logger = logging.getLogger(__name__)
+
+#: Change this when the loader's row semantics or the stored column encoding change; old entries are then ignored.
+CACHE_FORMAT = "1"
+
+#: Columns of a per-file frame, before the loader adds ``dataset`` and ``model``.
+FRAME_COLUMNS = ("instance_id", "input", "messages", "output", "score", "reference", "correct", "metadata", "line")
+
+SCHEMA = pa.schema([
+    ("instance_id", pa.string()),
+    ("input", pa.string()),
+    ("messages", pa.string()),  # the messages as JSON text, or null
+    ("output", pa.string()),
+    ("score", pa.float64()),
+    ("reference", pa.list_(pa.string())),
+    ("correct", pa.bool_()),
+    ("metadata", pa.string()),  # the metadata object as JSON text
+    ("line", pa.int64()),
+])
+
+
+def cache_key(sha256: str, threshold: float, score_range: tuple[float, float] | None = None) -> str:
+    """Return the cache key of a result file with content hash ``sha256`` read with this threshold and score range."""
+    text = f"{CACHE_FORMAT}\0{sha256}\0{threshold!r}\0{score_range!r}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _object_series(values: list[Any], index: pd.Index | None = None) -> pd.Series:
+    # pandas 3 stores a list of str as an Arrow string column, which copies every shared prompt;
+    # an object column keeps the shared Python objects.
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return pd.Series(array, dtype=object, index=index)
+
+
+class ResultCache:
+    """A folder of parquet files, one per parsed result file, plus the string pools of one load."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.hits = 0
+        self.misses = 0
+        self.used: set[str] = set()
+        self._strings: dict[str, str] = {}
+        self._messages: dict[str, list[dict[str, str]]] = {}
+
+    def path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.parquet"
+
+    def load(self, key: str) -> pd.DataFrame | None:
+        """Return the stored frame for ``key``, or None when there is none or it cannot be read."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            table = pq.read_table(path, schema=SCHEMA)
+        except (OSError, pa.ArrowException) as error:
+            logger.warning("ignoring unreadable result cache entry %s (%s); it will be rewritten", path, error)
+            return None
+        columns = {name: table.column(name).to_pylist() for name in ("instance_id", "input", "output", "line")}
+        frame = pd.DataFrame({
+            "instance_id": columns["instance_id"],
+            "input": _object_series([self._strings.setdefault(text, text) for text in columns["input"]]),
+            "messages": _object_series([None if text is None else self._shared_messages(text)
+                                        for text in table.column("messages").to_pylist()]),
+            "output": columns["output"],
+            "score": table.column("score").to_numpy(),
+            "reference": [tuple(items) for items in table.column("reference").to_pylist()],
+            "correct": table.column("correct").to_numpy(zero_copy_only=False),
+            "metadata": [json.loads(text) for text in table.column("metadata").to_pylist()],
+            "line": columns["line"],
+        }, columns=list(FRAME_COLUMNS))
+        return frame
+
+    def store(self, key: str, frame: pd.DataFrame) -> None:
+        """Write ``frame`` (columns ``FRAME_COLUMNS``) as the entry for ``key``, atomically."""
+        table = pa.table({
+            "instance_id": frame["instance_id"].tolist(),
+            "input": frame["input"].tolist(),
+            "messages": [None if messages is None else _json(messages) for messages in frame["messages"]],
+            "output": frame["output"].tolist(),
+            "score": frame["score"].astype("float64").to_numpy(),
+            "reference": [list(reference) for reference in frame["reference"]],
+            "correct": frame["correct"].astype(bool).to_numpy(),
+            "metadata": [_json(metadata) for metadata in frame["metadata"]],
+            "line": frame["line"].astype("int64").to_numpy(),
+        }, schema=SCHEMA)
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+        try:
+            pq.write_table(table, temporary, compression="zstd")
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def share(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Make equal prompts and message lists in ``frame`` the same objects as in earlier frames of this load."""
+        frame["input"] = _object_series([self._strings.setdefault(text, text) for text in frame["input"]], frame.index)
+        frame["messages"] = _object_series([None if messages is None else self._shared_messages(_json(messages))
+                                            for messages in frame["messages"]], frame.index)
+        return frame
+
+    def _shared_messages(self, text: str) -> list[dict[str, str]]:
+        # NOTE: rows share one list object per distinct prompt, so a stage that mutated a
+        # row's messages in place would change every row with that prompt; stages must copy first.
+        messages = self._messages.get(text)
+        if messages is None:
+            messages = self._messages[text] = json.loads(text)
+        return messages
+
+    def prune(self) -> int:
+        """Delete entries that this load did not use; return how many were deleted."""
+        removed = 0
+        for path in self.directory.glob("*/*.parquet"):
+            if path.stem not in self.used:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def read_result_frame(
+    path: Path, dataset: DatasetInfo, cache: ResultCache | None, *, score_range: tuple[float, float] | None = None
+) -> tuple[pd.DataFrame | None, list[Problem], str]:
+    """Read one result file as a frame (``FRAME_COLUMNS``), from ``cache`` when its bytes were read before.
+
+    Returns the frame (None when the file has no valid rows), its problems and
+    its sha256, like ``read_result_file``. Without a cache it only parses.
+    """
+    from atlas_builder.results.load import read_result_file  # imported here so that load.py can import this module
+
+    if cache is None:
+        rows, problems, digest = read_result_file(path, dataset, score_range=score_range)
+        return (pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS)) if rows else None), problems, digest
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    key = cache_key(digest, dataset.threshold, score_range)
+    cache.used.add(key)
+    frame = cache.load(key)
+    if frame is not None:
+        cache.hits += 1
+        return frame, [], digest
+
+    cache.misses += 1
+    rows, problems, digest = read_result_file(path, dataset, score_range=score_range)
+    if not rows:
+        return None, problems, digest
+    frame = cache.share(pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS)))
+    key = cache_key(digest, dataset.threshold, score_range)  # the file may have changed since it was hashed above
+    cache.used.add(key)
+    if not problems:
+        cache.store(key, frame)
+    return frame, problems, digest
