@@ -11,7 +11,7 @@ a callable ``script(body: dict) -> reply``. The reply decides the response:
 
 The server records every parsed body in ``stub.requests`` (thread-safe) and
 counts them in ``stub.count``. Token usage in a response is an estimate of
-4 characters per token, so accounting code sees non-zero numbers.
+4 characters per token, so accounting code gets non-zero numbers.
 
 In pytest::
 
@@ -26,7 +26,8 @@ after a fixed delay::
 
     python tests/openai_stub.py --port 0 --delay 0.05 --answer-file answer.json
 
-It prints ``listening on http://127.0.0.1:<port>/v1`` on stdout once it is ready.
+It prints ``listening on http://127.0.0.1:<port>/v1`` on stdout once it is ready,
+and ``GET http://127.0.0.1:<port>/stats`` returns ``{"requests": N}``.
 """
 
 from __future__ import annotations
@@ -98,9 +99,19 @@ class OpenAIStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes. Without TCP_NODELAY, Nagle's algorithm and
+            # the client's delayed ACK delay the body by about 40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # silence per-request logging
                 return
+
+            def do_GET(self) -> None:
+                # GET /stats returns {"requests": N}, for processes that run the stub as a subprocess.
+                if self.path.rstrip("/") == "/stats":
+                    self._send(200, {}, json.dumps({"requests": stub.count}).encode())
+                else:
+                    self._send(404, {}, b'{"error": {"message": "not found"}}')
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -144,8 +155,11 @@ class OpenAIStub:
                     # The client gave up (a timeout test); nothing is left to answer.
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # listen backlog; the default of 5 drops bursts of new connections
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -73,7 +73,8 @@ def test_correct_answer_is_stored_with_accounting(tmp_path):
     assert answer.data == valid_answer()
     assert not answer.cached
     assert answer.attempts == 1
-    assert answer.tokens_in > 0 and answer.tokens_out > 0
+    assert answer.tokens_in > 0
+    assert answer.tokens_out > 0
     assert answer.cost_usd is None  # litellm has no price for a local model name
     body = stub.requests[0]
     assert body["response_format"]["type"] == "json_schema"

@@ -72,7 +72,8 @@ def test_untrusted_text_stays_between_fences(output, task, references):
     marker = marker_of(messages)
     user = messages[1]["content"]
 
-    assert marker not in output and marker not in task
+    assert marker not in output
+    assert marker not in task
     assert all(marker not in item for item in references)
     # Fence lines: TASK, WRONG ANSWER, CORRECT ANSWER and one pair per reference.
     assert user.count(marker) == 2 * (3 + len(references))
@@ -129,7 +130,7 @@ def test_findings_are_fenced():
 
 
 def test_stable_hash_is_fixed_across_processes():
-    # sha256-based, so this value holds in every Python process; Python's hash() would not.
+    # sha256-based, so this value is the same in every Python process; Python's hash() would not.
     assert stable_hash(42, "toy", "q-001") == int.from_bytes(
         bytes.fromhex(__import__("hashlib").sha256("42\x1ftoy\x1fq-001".encode()).hexdigest()[:16]), "big")
 

@@ -23,7 +23,7 @@ from atlas_builder.diagnose.judge.store import JudgeStore, record_settles, reque
 
 logger = logging.getLogger(__name__)
 
-#: Longest wait this client honours from a ``Retry-After`` header, in seconds.
+#: Maximum wait, in seconds, that this client honours from a ``Retry-After`` header.
 MAX_RETRY_AFTER_S = 300.0
 #: Output tokens assumed per call for the budget reservation until calls have been seen.
 DEFAULT_OUTPUT_TOKENS_ESTIMATE = 600
@@ -136,8 +136,8 @@ class JudgeClient:
 
     ``max_concurrency`` bounds the requests in flight across all callers of
     this client. ``budget_usd`` stops new requests once the cost spent plus the
-    estimated cost of the requests in flight would pass it; it needs a price
-    (from litellm or ``price_in``/``price_out`` in USD per million tokens).
+    estimated cost of the requests in flight would pass it. A budget needs a
+    price, from litellm or from ``price_in``/``price_out`` (USD per million tokens).
     """
 
     def __init__(
@@ -381,7 +381,7 @@ class JudgeClient:
         }
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter; a server's Retry-After wins when it asks for longer."""
+        """Return the delay before the next attempt: exponential backoff with jitter, or a longer Retry-After."""
         exponential = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         delay = exponential * random.uniform(0.5, 1.0)
         if retry_after is not None:

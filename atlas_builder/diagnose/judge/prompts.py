@@ -69,9 +69,24 @@ class AnswerRejected(ValueError):
     """Raised when a parsed answer breaks the schema or a rule the schema cannot state."""
 
 
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], jsonschema.Draft202012Validator]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> jsonschema.Draft202012Validator:
+    # Keyed by identity (schemas are treated as immutable); the entry keeps the schema alive, so its id
+    # cannot be reused by another object.
+    entry = _VALIDATORS.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = (schema, jsonschema.Draft202012Validator(schema))
+        _VALIDATORS[id(schema)] = entry
+    return entry[1]
+
+
 def validate_schema(answer: Any, schema: Mapping[str, Any]) -> None:
     """Raise ``AnswerRejected`` naming the first schema violation of ``answer``."""
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _validator(schema)
+    if validator.is_valid(answer):
+        return
     error = jsonschema.exceptions.best_match(validator.iter_errors(answer))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "(root)"
