@@ -36,8 +36,8 @@ class Analysis:
     """Every aggregate the site shows.
 
     ``failures`` has one row per failure: dataset, model, instance_id,
-    category (assigned id, None when undiagnosed), top (its top-level
-    category), diagnoser and kind of the primary diagnosis.
+    category (assigned id, None when undiagnosed), group (the signature
+    category it counts towards), diagnoser and kind of the primary diagnosis.
     """
 
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -71,15 +71,46 @@ def failure_table(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy) ->
                        FALLBACK_CATEGORY)
     diagnosed = pd.DataFrame.from_records(records, columns=["dataset", "model", "instance_id", "category", "diagnoser", "kind"])
     table = failed.merge(diagnosed, on=["dataset", "model", "instance_id"], how="left")
-    tops = {category_id: taxonomy.top_level(category_id) for category_id in taxonomy.categories}
-    table["top"] = table["category"].map(tops)
-    table = table.astype({"category": object, "top": object, "diagnoser": object, "kind": object})
+    table["group"] = table["category"].map(signature_groups(taxonomy))
+    table = table.astype({"category": object, "group": object, "diagnoser": object, "kind": object})
     return table.sort_values(["dataset", "model", "instance_id"], kind="stable").reset_index(drop=True)
 
 
 def signature_categories(taxonomy: Taxonomy) -> list[str]:
-    """Return the top-level categories that signatures count, in taxonomy order (suspect references excluded)."""
-    return [category.id for category in taxonomy.children(None) if category.id != "suspect-reference"]
+    """Return the categories that signatures count, in taxonomy order.
+
+    These are the top-level categories, except that a mechanical top-level
+    category with children (such as output mechanics) is replaced by its
+    children: empty, truncated or refused outputs are different failures and
+    checks tell them apart with certainty. Suspect references are left out
+    because they describe the dataset, not the model.
+    """
+    chosen = []
+    for category in taxonomy.children(None):
+        if category.id == "suspect-reference":
+            continue
+        children = taxonomy.children(category.id)
+        if category.kind == "mechanical" and children:
+            chosen.extend(child.id for child in children)
+        else:
+            chosen.append(category.id)
+    return chosen
+
+
+def signature_groups(taxonomy: Taxonomy) -> dict[str, str]:
+    """Map every category id to the signature category it counts towards (its nearest listed ancestor)."""
+    listed = set(signature_categories(taxonomy))
+    groups = {}
+    for category_id in taxonomy.categories:
+        current = taxonomy.categories[category_id]
+        while current.id not in listed and current.parent is not None:
+            current = taxonomy.categories[current.parent]
+        if current.id in listed:
+            groups[category_id] = current.id
+        else:
+            # A failure filed under a mechanical parent itself fits none of its children.
+            groups[category_id] = FALLBACK_CATEGORY if FALLBACK_CATEGORY in listed else current.id
+    return groups
 
 
 def analyse(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, *, data_dir: Path | None = None) -> Analysis:
@@ -88,7 +119,7 @@ def analyse(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, *, data_
     rows = results.rows[["dataset", "model", "instance_id", "correct"]]
     totals = pair_totals(rows, failures)
     top_categories = signature_categories(taxonomy)
-    counts = category_counts(failures, "top", top_categories)
+    counts = category_counts(failures, "group", top_categories)
     signature = signatures(totals, counts)
     comparison = compare_models(rows, failures, top_categories)
 

@@ -49,7 +49,7 @@ def compare_models(rows: pd.DataFrame, failures: pd.DataFrame, categories: list[
     """Count failures per category for every model pair on shared instances, with tests.
 
     ``rows`` has dataset, model, instance_id; ``failures`` has the same keys and
-    ``top`` (the top-level category, NaN for undiagnosed failures).
+    ``group`` (the signature category, NaN for undiagnosed failures).
     """
     instance_codes, _ = pd.factorize(pd.MultiIndex.from_arrays([rows["dataset"], rows["instance_id"]]))
     models = sorted(rows["model"].unique())
@@ -66,7 +66,7 @@ def compare_models(rows: pd.DataFrame, failures: pd.DataFrame, categories: list[
     labels = [ANY_FAILURE, *categories]
     k = np.zeros((len(labels), n_models, n_models))
     for c, label in enumerate(labels):
-        mask = np.ones(len(failures), dtype=bool) if label == ANY_FAILURE else (failures["top"] == label).to_numpy()
+        mask = np.ones(len(failures), dtype=bool) if label == ANY_FAILURE else (failures["group"] == label).to_numpy()
         if not mask.any():
             continue
         failed = sparse.csr_matrix((np.ones(int(mask.sum())), (fail_codes[mask].astype(int), fail_models[mask])),

@@ -38,6 +38,7 @@ class ChartSpec:
     reference: list[float] | None = None
     reference_label: str | None = None
     percent: bool = True
+    value_label: str = "value"
     extra: dict = field(default_factory=dict)
 
     def digest(self) -> str:
@@ -63,7 +64,7 @@ def draw(spec: ChartSpec) -> bytes:
     figure, axes = plt.subplots(figsize=(6.4, 0.9 + 0.28 * count))
     positions = list(range(count))[::-1]
     values = _finite(spec.values)
-    axes.barh(positions, values, color="#4a6fa5", height=0.6, label="value")
+    axes.barh(positions, values, color="#4a6fa5", height=0.6, label=spec.value_label)
     if spec.lower is not None and spec.upper is not None:
         lower, upper = _finite(spec.lower), _finite(spec.upper)
         errors = [[max(v - lo, 0.0) for v, lo in zip(values, lower)], [max(hi - v, 0.0) for v, hi in zip(values, upper)]]

@@ -144,7 +144,7 @@ class PageBuilder:
         suppressed = bool(len(signature)) and (signature["flag"] == "suppressed").all()
         sig_rows = []
         for row in signature.to_dict("records"):
-            mark = {"over": "over ▲", "under": "under ▼", "suppressed": "suppressed"}.get(row["flag"], "")
+            mark = {"over": "▲ over", "under": "▼ under", "suppressed": f"suppressed: fewer than {self.analysis.min_diagnosed} diagnosed"}.get(row["flag"], "")
             sig_rows.append({**{k: _num(v) if isinstance(v, float) else v for k, v in row.items()},
                              "name": self.category_names.get(row["category"], row["category"]), "mark": mark})
         acc_rows = [{**row, "name": self.results.datasets[row["dataset"]].name} for row in accuracy.to_dict("records")]
@@ -156,7 +156,7 @@ class PageBuilder:
             name=chart, title=f"Failure signature: {safe_title(info.name)}", xlabel="share of diagnosed failures",
             labels=[row["name"] for row in sig_rows], values=[row["share"] for row in sig_rows],
             lower=[row["share_lo"] for row in sig_rows], upper=[row["share_hi"] for row in sig_rows],
-            reference=[row["pop_share"] for row in sig_rows], reference_label="other models, same datasets",
+            reference=[row["pop_share"] for row in sig_rows], reference_label="other models, same datasets", value_label="this model",
         )
         title = f"Failure signature of {info.name}"
         provenance = [source_row(f"model results ({source.path or 'results'})", source, info.license) for source in info.sources]
@@ -206,13 +206,14 @@ class PageBuilder:
         totals = self._totals(accuracy)
         accuracy_chart, mix_chart = f"dataset-{dataset_id}-accuracy.svg", f"dataset-{dataset_id}-mix.svg"
         specs = [ChartSpec(name=accuracy_chart, title=f"Accuracy on {safe_title(info.name)}", xlabel="accuracy",
-                           labels=[safe_title(r["name"]) for r in acc_rows], values=[r["accuracy"] for r in acc_rows],
+                           labels=[safe_title(r["name"]) for r in acc_rows], values=[r["accuracy"] for r in acc_rows], value_label="accuracy",
                            lower=[r["accuracy_lo"] for r in acc_rows], upper=[r["accuracy_hi"] for r in acc_rows])]
         if totals["diagnosed"]:
             specs.append(ChartSpec(name=mix_chart, title=f"Category mix of {safe_title(info.name)}", xlabel="share of diagnosed failures",
                                    labels=[r["name"] for r in mix_rows], values=[r["share"] for r in mix_rows],
                                    lower=[r["share_lo"] for r in mix_rows], upper=[r["share_hi"] for r in mix_rows],
-                                   reference=[r["atlas_share"] for r in mix_rows], reference_label="atlas average"))
+                                   reference=[r["atlas_share"] for r in mix_rows], reference_label="atlas average",
+                                   value_label="this dataset"))
         title = f"Dataset profile of {info.name}"
         context = {
             **self.common, "front_matter": front_matter(info.name, description=title), "dataset": info,
@@ -257,7 +258,8 @@ class PageBuilder:
         chart = f"category-{category_id}.svg"
         top_rows = model_rows[:30]
         specs = [ChartSpec(name=chart, title=f"{category.name}: failures by model", xlabel="diagnosed failures in this category",
-                           labels=[safe_title(r["name"]) for r in top_rows], values=[r["k"] for r in top_rows], percent=False)] if model_rows else []
+                           labels=[safe_title(r["name"]) for r in top_rows], values=[r["k"] for r in top_rows], percent=False,
+                           value_label="failures")] if model_rows else []
         title = f"Error category {category.name}"
         context = {
             **self.common, "front_matter": front_matter(category.name, description=title), "category": category,

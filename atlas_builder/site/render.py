@@ -185,7 +185,7 @@ class SiteRenderer:
     def render_home(self) -> None:
         coverage = self.analysis.coverage
         failures = self.analysis.failures
-        top = failures["top"].value_counts()
+        top = failures["group"].value_counts()
         diagnosed = int(top.sum())
         mix = [{"id": cid, "name": self.taxonomy.categories[cid].name, "k": int(top.get(cid, 0)),
                 "share": top.get(cid, 0) / diagnosed if diagnosed else None} for cid in self.analysis.signature_categories]
@@ -199,7 +199,7 @@ class SiteRenderer:
             "diagnosed_share": coverage["diagnosed"] / coverage["failures"] if coverage["failures"] else None,
             "undiagnosed_share": coverage["undiagnosed"] / coverage["failures"] if coverage["failures"] else None,
             "mix": mix, "chart": chart,
-            "chart_alt": "Bar chart: share of each top-level error category among all diagnosed failures; numbers in the table below",
+            "chart_alt": "Bar chart: share of each signature category among all diagnosed failures; numbers in the table below",
         })
 
     def render_fixed_pages(self) -> None:

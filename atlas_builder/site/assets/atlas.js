@@ -90,20 +90,20 @@
     ]));
     var spans = { input: [], output: [], reference: [] };
     record.diagnoses.forEach(function (d) { (d.evidence || []).forEach(function (s) { if (spans[s.field]) { spans[s.field].push(s); } }); });
-    var body = el("div");
-    body.appendChild(el("p", { "class": "atlas-score", text: "Score " + record.score + (record.cut ? " · texts cut to " + dataset.excerpt_chars + " characters by the publishing rule" : "") }));
-    body.appendChild(textBlock("Input", record.input, spans.input, dataset));
-    body.appendChild(textBlock("Output", record.output, spans.output, dataset));
-    body.appendChild(textBlock("Reference", record.reference === null ? null : (record.reference || []).join("\n— or —\n"), spans.reference, dataset));
-    if (record.diagnoses.length) {
-      record.diagnoses.forEach(function (d) { body.appendChild(diagnosisBlock(d, meta)); });
-    } else {
-      body.appendChild(el("p", { "class": "atlas-undiagnosed", text: "Not diagnosed yet." }));
-    }
+    card.appendChild(el("p", { "class": "atlas-score", text: "Score " + record.score + (record.cut ? " · texts cut to " + dataset.excerpt_chars + " characters by the publishing rule" : "") }));
+    var texts = el("div");
+    texts.appendChild(textBlock("Input", record.input, spans.input, dataset));
+    texts.appendChild(textBlock("Output", record.output, spans.output, dataset));
+    texts.appendChild(textBlock("Reference", record.reference === null ? null : (record.reference || []).join("\n— or —\n"), spans.reference, dataset));
     if (dataset.warning) {
-      card.appendChild(el("details", { "class": "atlas-warning" }, [el("summary", { text: "Content warning: " + dataset.warning + " (select to show)" }), body]));
+      card.appendChild(el("details", { "class": "atlas-warning" }, [el("summary", { text: "Content warning: " + dataset.warning + " Select to show the texts." }), texts]));
     } else {
-      card.appendChild(body);
+      card.appendChild(texts);
+    }
+    if (record.diagnoses.length) {
+      record.diagnoses.forEach(function (d) { card.appendChild(diagnosisBlock(d, meta)); });
+    } else {
+      card.appendChild(el("p", { "class": "atlas-undiagnosed", text: "Not diagnosed yet." }));
     }
     return card;
   }
