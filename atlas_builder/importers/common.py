@@ -40,7 +40,7 @@ class ImportFailed(Exception):
 
 @dataclass
 class ImportReport:
-    """What one import read, wrote and skipped, for the command's output."""
+    """Rows read, written and skipped by one import, with notes and files, for the command's output."""
 
     format: str
     source: str
@@ -243,7 +243,7 @@ def _merge(batch_rows: list[dict[str, Any]], path: Path, replace: bool, report: 
     return list(merged.values())
 
 
-#: What the submitter must write for each required key an importer could not infer.
+#: Instruction per required key, written into the placeholder when an importer cannot infer the value.
 PLACEHOLDER_HINTS = {
     "name": "the display name",
     "description": "one or two sentences on what the dataset tests and how the subset was drawn",
