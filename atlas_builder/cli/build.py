@@ -25,6 +25,7 @@ def command(data_dir: Path, site_dir: Path, docs_dir: Path) -> None:
     """
     from atlas_builder.pipeline import build
     from atlas_builder.results import InvalidResultsError
+    from atlas_builder.site import MkDocsBuildError
     from atlas_builder.taxonomy import InvalidTaxonomyError
 
     start = time.perf_counter()
@@ -32,6 +33,8 @@ def command(data_dir: Path, site_dir: Path, docs_dir: Path) -> None:
         report = build(data_dir, site_dir, docs_dir)
     except (InvalidResultsError, InvalidTaxonomyError) as error:
         raise click.ClickException(f"{error}\nRun `atlas validate {data_dir}` for the full list.") from error
+    except MkDocsBuildError as error:
+        raise click.ClickException(str(error)) from error
     results, diagnoses = report.results, report.diagnoses
     diagnosed = len(diagnoses.primary)
     click.echo(
