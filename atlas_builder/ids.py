@@ -25,7 +25,7 @@ def slug_problem(value: object) -> str | None:
         return "an id must not contain '..'"
     if value != value.lower():
         return "an id must be lowercase"
-    if not SLUG_PATTERN.match(value):
+    if not SLUG_PATTERN.fullmatch(value):
         return "an id may contain only a-z, 0-9, '.', '_' and '-', and must start and end with a letter or digit"
     return None
 

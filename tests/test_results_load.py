@@ -82,6 +82,26 @@ def test_load_rejects_result_without_metadata(tmp_path):
     assert "model 'alpha' has no metadata" in str(caught.value)
 
 
+def test_load_names_invalid_metadata_file(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1")]})
+    (tmp_path / "models" / "alpha.yaml").write_text("id: alpha\n")
+
+    with pytest.raises(InvalidResultsError) as caught:
+        load_results(tmp_path)
+
+    assert "model 'alpha' has invalid metadata in" in str(caught.value)
+    assert "missing required key 'name'" in str(caught.value)
+
+
+def test_load_rejects_id_with_trailing_newline(tmp_path):
+    write_atlas(tmp_path, {("quiz", "alpha"): [row("q1\n")]})
+
+    with pytest.raises(InvalidResultsError) as caught:
+        load_results(tmp_path)
+
+    assert "invalid id" in str(caught.value)
+
+
 def test_load_rejects_alias_used_twice(tmp_path):
     write_atlas(
         tmp_path,

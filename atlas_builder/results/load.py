@@ -251,10 +251,16 @@ def _file_name_problems(path: Path, dataset_id: str, model_id: str, datasets: di
             problems.append(Problem(str(path), None, f"invalid {kind} id {value!r} in the path: {reason}", f"rename the {kind} to a lowercase slug"))
     if problems:
         return problems
-    if dataset_id not in datasets:
-        problems.append(Problem(str(path), None, f"dataset {dataset_id!r} has no metadata", f"add data/datasets/{dataset_id}.yaml"))
-    if model_id not in models:
-        problems.append(Problem(str(path), None, f"model {model_id!r} has no metadata", f"add data/models/{model_id}.yaml"))
+    root = path.parent.parent.parent
+    for kind, value, known in (("dataset", dataset_id, datasets), ("model", model_id, models)):
+        if value in known:
+            continue
+        metadata = root / f"{kind}s" / f"{value}.yaml"
+        if metadata.exists():
+            problems.append(Problem(str(path), None, f"{kind} {value!r} has invalid metadata in {metadata}",
+                                    "fix the problems reported for that file"))
+        else:
+            problems.append(Problem(str(path), None, f"{kind} {value!r} has no metadata", f"add {metadata}"))
     return problems
 
 
