@@ -180,7 +180,8 @@ def token_comparison(data_dir: Path, sample: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=0.05, help="seconds the stub waits before each response")
+    parser.add_argument("--latency", default="0.05,0.5",
+                        help="comma-separated seconds the stub waits before each response, one series each")
     parser.add_argument("--concurrency", default="1,4,8,16,32,64", help="comma-separated concurrency levels")
     parser.add_argument("--seconds", type=float, default=4.0, help="target run time per level, in seconds")
     parser.add_argument("--max-calls", type=int, default=1500, help="maximum number of calls per level")
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict[str, Any] = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                                           f"Python {platform.python_version()}", "levels": []}
     with tempfile.TemporaryDirectory() as workdir:
-        for latency in (args.latency, 0.0):
+        for latency in [float(value) for value in args.latency.split(",")] + [0.0]:
             stub, api_base = start_stub(latency, Path(workdir))
             try:
                 measure(plan, 20, api_base, 4, latency)  # warm up connections and code paths

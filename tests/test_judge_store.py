@@ -38,6 +38,17 @@ def test_append_then_read(tmp_path):
     assert path.read_bytes().endswith(b"\n")
 
 
+def test_deferred_sync_is_readable_at_once(tmp_path):
+    store = JudgeStore(tmp_path)
+    store.append(record("a"), sync=False)
+
+    assert store.needs_sync
+    assert [item["key"] for item in read_records(tmp_path).records] == ["a"]
+    store.sync()
+    assert not store.needs_sync
+    store.close()
+
+
 def test_shard_without_subject_is_monthly(tmp_path):
     path = shard_path(tmp_path, "taxonomy-induce", None, "2026-03-05T10:00:00Z")
 

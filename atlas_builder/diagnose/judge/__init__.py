@@ -32,7 +32,8 @@ induce/classify prompts elsewhere), ``JudgeClient`` is the one way to call it::
   After ``max_attempts`` the failure is stored with its reason (``ok`` False).
 - ``BudgetExceeded`` is raised before a call that would pass the budget;
   ``JudgeConfigError`` when credentials or the model name are rejected.
-- Calls of one client share one concurrency limit; run them in one event loop.
+- Calls of one client share one concurrency limit; run them in one event loop
+  and ``await client.flush()`` before it ends (the store fsyncs in groups).
 - Untrusted text in a prompt goes between fence lines: ``prompts.fence_marker``
   returns a marker none of the texts contains (see ``prompts/diagnose-v1.j2``).
 

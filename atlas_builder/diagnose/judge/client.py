@@ -184,6 +184,7 @@ class JudgeClient:
         self._semaphore: asyncio.Semaphore | None = None
         self._reserved_usd = 0.0
         self._litellm: Any = None
+        self._sync_task: asyncio.Task | None = None
         if price_in is not None and price_out is not None:
             self.price: tuple[float, float] | None = (float(price_in), float(price_out))
             self.price_source = "override"
@@ -281,7 +282,9 @@ class JudgeClient:
             **outcome,
             "time": utc_now(),
         }
-        await asyncio.to_thread(self.store.append, record)
+        # The line reaches the kernel now, so a killed process keeps it; the fsync runs in the background.
+        self.store.append(record, sync=False)
+        self._schedule_sync()
         if record["ok"]:
             self.stats.answered += 1
         else:
@@ -291,6 +294,22 @@ class JudgeClient:
                 _describe(subject, key), record["attempts"], record["error_kind"], record["error"],
             )
         return JudgeAnswer.from_record(record, cached=False)
+
+    def _schedule_sync(self) -> None:
+        if self._sync_task is None or self._sync_task.done():
+            self._sync_task = asyncio.ensure_future(self._sync_store())
+
+    async def _sync_store(self) -> None:
+        # Group commit: one fsync covers every line appended since the previous one.
+        while self.store.needs_sync:
+            await asyncio.to_thread(self.store.sync)
+
+    async def flush(self) -> None:
+        """Wait until every stored answer is fsynced; call it before the event loop ends."""
+        if self._sync_task is not None:
+            await self._sync_task
+        if self.store.needs_sync:
+            await asyncio.to_thread(self.store.sync)
 
     async def _call_with_retries(
         self,

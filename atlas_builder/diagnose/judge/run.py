@@ -101,6 +101,7 @@ async def send_requests(
         raise
     finally:
         bar.close()
+        await client.flush()
     return answered, failed, budget_reached
 
 

@@ -11,8 +11,11 @@ Each shard then holds at most one result file's failures or one month's
 batches, so files stay small enough to review in git.
 
 Each record is written by one ``os.write`` of the whole line to a file opened
-with ``O_APPEND``, then fsynced. A process killed at any moment leaves either
-the whole line or a torn last line without a newline. Readers skip a torn or
+with ``O_APPEND``, then fsynced: at once by ``append``, or in groups by
+``append(..., sync=False)`` followed by ``sync()``. A process killed at any
+moment (kill -9) leaves either the whole line or a torn last line without a
+newline, because a finished ``os.write`` is in the kernel whether or not it was
+fsynced; fsync only matters when the machine itself stops. Readers skip a torn or
 unparsable line with a warning; before the first append to a shard, a writer
 ends a torn last line with ``\\n`` so the next record starts on its own line.
 One process writes a store at a time (``JudgeStore.lock`` takes an exclusive
@@ -169,6 +172,7 @@ class JudgeStore:
         self._fds: dict[Path, int] = {}
         self._mutex = threading.Lock()
         self._lock_fd: int | None = None
+        self._dirty: set[int] = set()
         self.report = read_records(self.root)
         for record in self.report.records:
             self._remember(record)
@@ -222,8 +226,12 @@ class JudgeStore:
         self._fds[path] = fd
         return fd
 
-    def append(self, record: dict[str, Any]) -> Path:
-        """Write one record as one line (a single ``os.write``), fsync it and index it."""
+    def append(self, record: dict[str, Any], *, sync: bool = True) -> Path:
+        """Write one record as one line (a single ``os.write``) and index it.
+
+        With ``sync`` the line is fsynced before this returns; otherwise the
+        next ``sync()`` (or ``close()``) fsyncs it.
+        """
         record = {"format": FORMAT_VERSION, **record}
         record.setdefault("time", utc_now())
         line = (json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
@@ -234,13 +242,31 @@ class JudgeStore:
         if written != len(line):
             # Regular local files take an O_APPEND write whole; anything else is a broken file system.
             raise OSError(f"short write to {path}: {written} of {len(line)} bytes")
-        os.fsync(fd)
         with self._mutex:
             self._remember(record)
+            if not sync:
+                self._dirty.add(fd)
+        if sync:
+            os.fsync(fd)
         return path
 
+    @property
+    def needs_sync(self) -> bool:
+        """True when appended lines wait for an fsync."""
+        with self._mutex:
+            return bool(self._dirty)
+
+    def sync(self) -> None:
+        """Fsync every shard with lines appended by ``append(..., sync=False)``."""
+        with self._mutex:
+            pending = list(self._dirty)
+            self._dirty.clear()
+        for fd in pending:
+            os.fsync(fd)
+
     def close(self) -> None:
-        """Close open shards and release the lock."""
+        """Fsync and close open shards, and release the lock."""
+        self.sync()
         with self._mutex:
             for fd in self._fds.values():
                 os.close(fd)
