@@ -47,6 +47,7 @@ TITLES = Counter({
 def kind_of(body: dict[str, Any]) -> str:
     system = body["messages"][0]["content"]
     for marker, kind in (("You build", "generate"), ("You maintain", "update"), ("You review", "review"),
+                         ("Your job is to sort", "generate"), ("Your job is to keep", "update"),
                          ("You sort short titles", "classify")):
         if system.startswith(marker):
             return kind

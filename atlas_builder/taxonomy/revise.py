@@ -211,7 +211,8 @@ def apply_plan(current: Taxonomy, plan: Mapping[str, Any]) -> Taxonomy:
         for key, value in mapping.items():
             if old in value:
                 index = value.index(old)
-                mapping[key] = value[:index] + [t for t in targets if t not in value] + value[index + 1:]
+                rest = value[:index] + value[index + 1:]
+                mapping[key] = value[:index] + [t for t in targets if t not in rest] + value[index + 1:]
 
     for old, change in (plan.get("rename") or {}).items():
         category = need(old, f"rename {old!r}")
@@ -305,8 +306,9 @@ def revise_from_draft(
     in ``current`` and ``draft``; ``weights`` gives each title's failures (1
     when missing). Content categories are matched by name first, then
     one-to-one by shared failures (both directions at least ``MATCH_SHARE``);
-    a matched draft category keeps the old id. Unmatched old categories are
-    split, merged or retired by where their failures went. Mechanical and
+    a matched draft category keeps the old id. Every old id also maps to each
+    other category that received at least ``SPLIT_SHARE`` of its failures, so
+    an old category is split, merged or retired by where its failures went. Mechanical and
     special categories of ``current`` carry over unchanged.
     """
     weights = weights or {}
@@ -366,14 +368,12 @@ def revise_from_draft(
     mapping: dict[str, list[str]] = {}
     matched_old = {value for value in id_of.values() if value in current.categories}
     for old in old_content:
-        if old in matched_old:
-            mapping[old] = [old]
-            continue
         total = old_total[old]
         shares = sorted(((flows.get((old, new), 0.0) / total, new) for new in draft_content) if total else [],
                         reverse=True)
-        targets = [id_of[new] for share, new in shares if share >= SPLIT_SHARE]
-        mapping[old] = targets  # several: split; one: merged into it; none: retired
+        targets = [old] if old in matched_old else []
+        targets += [id_of[new] for share, new in shares if share >= SPLIT_SHARE and id_of[new] not in targets]
+        mapping[old] = targets  # several: split; one: kept, renamed or merged into it; none: retired
     for category in current.categories.values():
         if category.kind == "content":
             continue

@@ -3,9 +3,9 @@
 Between two partitions of the same failures (each title weighted by its
 failures) this reports the adjusted Rand index and normalised mutual
 information (scikit-learn), and the share of categories matched one-to-one:
-categories are paired by the Hungarian method on their shared failures, a pair
-counts as matched when its Jaccard overlap is at least ``MATCH_JACCARD``, and
-the share is matched pairs over the larger number of categories.
+the Hungarian method finds the most pairs of categories (one from each run)
+whose Jaccard overlap of failures is at least ``MATCH_JACCARD``, and the share
+is that number of pairs over the larger number of categories.
 Classification agreement is Cohen's kappa over titles.
 
 The report is written to ``data/taxonomy/stability.json``.
@@ -59,8 +59,10 @@ def matched_share(a: Mapping[str, str], b: Mapping[str, str], weights: Mapping[s
         shared[index_a[x], index_b[y]] += weight
     size_a, size_b = shared.sum(axis=1), shared.sum(axis=0)
     jaccard = shared / (size_a[:, None] + size_b[None, :] - shared)
-    rows, cols = linear_sum_assignment(jaccard, maximize=True)
-    matched = int(sum(jaccard[row, col] >= MATCH_JACCARD for row, col in zip(rows, cols)))
+    # Maximise the number of pairs over the threshold (not the sum of overlaps), so ties cannot change the count.
+    eligible = (jaccard >= MATCH_JACCARD).astype(float)
+    rows, cols = linear_sum_assignment(eligible, maximize=True)
+    matched = int(eligible[rows, cols].sum())
     return matched / max(len(labels_a), len(labels_b))
 
 
