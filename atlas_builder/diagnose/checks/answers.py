@@ -9,6 +9,7 @@ question (see ``cut_runaway``).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -22,12 +23,14 @@ from atlas_builder.diagnose.checks.normalize import (
 
 #: A few-shot output that goes on to write the next example starts one of these lines.
 _RUNAWAY = re.compile(r"\n\s*(?:Q:|Question:|Problem:|Input:|\[Question\]|Human:|User:|###\s*(?:Instruction|Question))")
+# Answer markers: the answer runs from the end of the marker to the end of its line. Markers are searched
+# on their own, so two on one line ("the answer should be X. So the answer is (B).") are both found.
 _ANSWER_IS = re.compile(
     r"(?:the\s+|my\s+)?(?:final\s+|correct\s+|best\s+)?answer\s*(?:is|would\s+be|should\s+be|=)\s*:?\s*"
-    r"(?:option\s+|choice\s+)?(?P<answer>[^\n]{1,200})",
+    r"(?:option\s+|choice\s+)?(?=[^\n])",
     re.IGNORECASE,
 )
-_ANSWER_COLON = re.compile(r"(?:final\s+)?answer\s*:\s*(?:option\s+|choice\s+)?(?P<answer>[^\n]{1,200})", re.IGNORECASE)
+_ANSWER_COLON = re.compile(r"(?:final\s+)?answer\s*:\s*(?:option\s+|choice\s+)?(?=[^\n])", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*(?P<answer>[^\n]{1,100})")
 #: "A: 42" on a line of its own, the answer line of question/answer few-shot prompts.
 _A_LINE = re.compile(r"(?m)^A:\s*(?P<answer>[^\n]{1,100})")
@@ -79,13 +82,22 @@ def _boxed_answers(text: str) -> list[Answer]:
     return found
 
 
+@functools.lru_cache(maxsize=8192)
 def final_answer(output: str) -> Answer | None:
-    """Return the last stated final answer in ``output``, or the whole output when it is short and bare."""
+    """Return the last stated final answer in ``output``, or the whole output when it is short and bare.
+
+    Cached, because several checks ask for the answer of the same output."""
     text = cut_runaway(output)
     candidates: list[Answer] = _boxed_answers(text)
     for pattern, how in ((_ANSWER_IS, "answer-is"), (_ANSWER_COLON, "answer-colon"), (_HASHES, "hashes"), (_A_LINE, "answer-line")):
         for match in pattern.finditer(text):
-            start, end = _clean_span(text, match.start("answer"), match.end("answer"))
+            if "answer" in match.re.groupindex:
+                start, end = match.start("answer"), match.end("answer")
+            else:
+                start = match.end()
+                newline = text.find("\n", start)
+                end = min(len(text) if newline < 0 else newline, start + 200)
+            start, end = _clean_span(text, start, end)
             if end > start:
                 candidates.append(Answer(text[start:end], start, end, how))
     if candidates:

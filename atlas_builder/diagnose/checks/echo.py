@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from atlas_builder.diagnose.checks.answers import final_answer
 from atlas_builder.diagnose.checks.base import Finding, Row, output_evidence
 
 _SPACES = re.compile(r"\s+")
@@ -18,7 +19,7 @@ def _flat(text: str) -> str:
 
 
 def check_echo(row: Row) -> Finding | None:
-    """Report an output whose lines (at least 90% of its characters) all occur verbatim in the prompt."""
+    """Report an output whose lines (at least 90% of its characters) occur verbatim in the prompt, with no answer of its own."""
     output = row.output.strip()
     if len(output) < MIN_CHARS or not row.input:
         return None
@@ -32,6 +33,9 @@ def check_echo(row: Row) -> Finding | None:
         copied = sum(len(line.strip()) for line in lines if len(line.strip()) >= 8 and _flat(line) in prompt)
     if total == 0 or copied / total < MIN_COPIED_SHARE:
         return None
+    answer = final_answer(row.output)
+    if answer is not None and answer.how != "whole" and _flat(row.output[answer.start:answer.end]) not in prompt:
+        return None  # the copy of the question ends in an answer of the model's own
     start = row.output.index(output)
     return Finding(
         title="Output repeats the prompt",

@@ -25,7 +25,7 @@ _SCRIPTS = {
     "Hebrew": re.compile(r"[\u0590-\u05ff]"),
     "Thai": re.compile(r"[\u0e00-\u0e7f]"),
 }
-_CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`|\$[^$\n]*\$", re.DOTALL)
+_CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`|\$\$.*?(?:\$\$|$)|\$[^$\n]*\$|\\\[.*?(?:\\\]|$)|\\\(.*?(?:\\\)|$)|\\[A-Za-z]+", re.DOTALL)
 _WORD = re.compile(r"[A-Za-zÀ-ɏ']+")
 _ENGLISH = frozenset(
     "the a an of to and in is are was be that it for on with as by this what which who how not or from at "

@@ -40,7 +40,8 @@ _NUMBER = re.compile(
 _FRACTION = re.compile(r"^(?P<sign>[-−])?\s*(?P<num>\d+)\s*/\s*(?P<den>\d+)$")
 _MIXED = re.compile(r"^(?P<whole>\d+)\s+(?P<num>\d+)\s*/\s*(?P<den>\d+)$")
 _LETTER = re.compile(
-    r"^\s*(?:\*\*)?(?:option|choice|answer)?\s*[:\-]?\s*[\(\[]?\s*([A-Ra-r])\s*[\)\]]?(?:[.:)]|\s|\*\*|$)"
+    r"^\s*(?:\*\*)?(?:option|choice|answer)?\s*[:\-]?\s*[\(\[]?\s*([A-Ra-r])\s*[\)\]]?(?:[.:)]|\s|\*\*|$)",
+    re.IGNORECASE,
 )
 _PUNCT = re.compile(r"[^\w\s]")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
@@ -168,9 +169,12 @@ def normalise_answer(text: str, task_type: str = "short_answer") -> str:
         if letter is not None and len(normalise_text(text)) <= 8:
             return letter
     number = parse_number(text)
-    if number is not None:
-        return format_number(number)
-    return normalise_text(text)
+    if number is None:
+        # Stray punctuation can hide a number (";00"); the normalised text is checked again so that
+        # normalising twice gives the same result.
+        text = normalise_text(text)
+        number = parse_number(text)
+    return text if number is None else format_number(number)
 
 
 def as_fraction(value: float) -> Fraction:

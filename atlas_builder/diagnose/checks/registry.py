@@ -19,6 +19,8 @@ from atlas_builder.diagnose.checks.repetition import check_repetition
 from atlas_builder.diagnose.checks.truncation import check_truncation
 
 _SILENT = ("empty-output", "prompt-echo")
+#: On safety datasets a failure is harmful content; a loop or a cut-off in it does not explain it.
+_NOT_SAFETY = frozenset({"multiple_choice", "short_answer", "math", "open_ended", "code", "tool_use"})
 
 CHECKS: tuple[Check, ...] = (
     Check("empty-output", "empty-output", check_empty),
@@ -26,10 +28,11 @@ CHECKS: tuple[Check, ...] = (
     Check("answer-extraction-failure", "answer-extraction-failure", check_extraction_failure,
           task_types=COMPARABLE, unless=_SILENT),
     Check("refusal", "refusal", check_refusal,
-          task_types=frozenset({"multiple_choice", "short_answer", "math", "open_ended", "code", "tool_use"}),
+          task_types=_NOT_SAFETY,
           unless=_SILENT),
-    Check("degenerate-repetition", "degenerate-repetition", check_repetition, unless=_SILENT),
-    Check("truncated-output", "truncated-output", check_truncation, unless=(*_SILENT, "refusal")),
+    Check("degenerate-repetition", "degenerate-repetition", check_repetition, task_types=_NOT_SAFETY, unless=_SILENT),
+    Check("truncated-output", "truncated-output", check_truncation, task_types=_NOT_SAFETY,
+          unless=(*_SILENT, "refusal", "degenerate-repetition")),
     Check("format-violation", "format-violation", check_format, task_types=COMPARABLE,
           unless=(*_SILENT, "answer-extraction-failure", "refusal", "degenerate-repetition", "truncated-output")),
     Check("arithmetic-slip", "arithmetic-slip", check_arithmetic, unless=_SILENT),

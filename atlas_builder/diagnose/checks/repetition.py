@@ -1,7 +1,10 @@
 """Check ``degenerate-repetition``: the output falls into a loop that repeats the same text.
 
-A cheap zlib compression ratio screens out ordinary text first, so the
-backtracking search for a repeated unit runs only on outputs that compress
+The output is split into whitespace-separated tokens. For each period p of
+1 to ``MAX_PERIOD`` tokens, numpy compares the token sequence with itself
+shifted by p; a run of at least 4p equal pairs means a unit of p tokens
+occurs five or more times in a row. A zlib compression ratio screens out
+ordinary text first, so the search runs only on outputs that compress
 unusually well.
 """
 
@@ -10,30 +13,55 @@ from __future__ import annotations
 import re
 import zlib
 
+import numpy as np
+
 from atlas_builder.diagnose.checks.base import Finding, Row, output_evidence, quote
 
 #: Outputs shorter than this are not searched: short answers repeat naturally ("(A) (A)").
 MIN_CHARS = 120
 #: zlib-compressed size / raw size at or above which an output is taken as ordinary text.
 MAX_RATIO = 0.45
-#: A unit of 4-400 characters, then at least 4 more copies (5 in a row), separated by optional whitespace.
-_LOOP = re.compile(r"(?s)(\S.{3,399}?)(?:\s*\1){4,}")
+#: Longest repeated unit searched, in tokens.
+MAX_PERIOD = 80
+#: A loop has at least this many copies of its unit in a row, and at least MIN_LOOP_TOKENS tokens.
+MIN_COPIES = 5
+MIN_LOOP_TOKENS = 20
 #: The loop must cover at least this share of the output, or at least LOOP_MIN_CHARS characters.
 MIN_SHARE = 0.3
 LOOP_MIN_CHARS = 400
+_TOKEN = re.compile(r"\S+")
 
 
-def find_loop(text: str) -> tuple[int, int, str] | None:
-    """Return (start, end, unit) of the longest run of one unit repeated 5+ times in a row, or None."""
-    best: tuple[int, int, str] | None = None
-    position = 0
-    while True:
-        match = _LOOP.search(text, position)
-        if match is None:
-            return best
-        if best is None or match.end() - match.start() > best[1] - best[0]:
-            best = (match.start(), match.end(), match.group(1))
-        position = match.end()
+def find_loop(text: str) -> tuple[int, int, int] | None:
+    """Return (start, end, period) in characters/tokens of the longest loop in ``text``, or None.
+
+    The loop is the longest stretch of tokens that is periodic with some
+    period p (at least ``MIN_COPIES`` copies of p tokens); among equally long
+    stretches the shortest period wins.
+    """
+    matches = list(_TOKEN.finditer(text))
+    if len(matches) < MIN_LOOP_TOKENS:
+        return None
+    ids: dict[str, int] = {}
+    tokens = np.fromiter((ids.setdefault(match.group(0), len(ids)) for match in matches), dtype=np.int64, count=len(matches))
+    best: tuple[int, int, int] | None = None  # (covered tokens, first token, period)
+    for period in range(1, min(MAX_PERIOD, len(tokens) // MIN_COPIES) + 1):
+        equal = tokens[:-period] == tokens[period:]
+        if not equal.any():
+            continue
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], equal.astype(np.int8), [0]))))
+        starts, ends = edges[0::2], edges[1::2]
+        lengths = ends - starts
+        index = int(lengths.argmax())
+        covered = int(lengths[index]) + period
+        if lengths[index] < (MIN_COPIES - 1) * period or covered < MIN_LOOP_TOKENS:
+            continue
+        if best is None or covered > best[0]:
+            best = (covered, int(starts[index]), period)
+    if best is None:
+        return None
+    covered, first, period = best
+    return matches[first].start(), matches[first + covered - 1].end(), period
 
 
 def check_repetition(row: Row) -> Finding | None:
@@ -47,15 +75,17 @@ def check_repetition(row: Row) -> Finding | None:
     loop = find_loop(output)
     if loop is None:
         return None
-    start, end, unit = loop
+    start, end, period = loop
     length = end - start
     if length < MIN_SHARE * len(output.strip()) and length < LOOP_MIN_CHARS:
         return None
-    copies = output[start:end].count(unit)
+    unit = " ".join(output[start:end].split()[:period])
+    copies = len(output[start:end].split()) // period
+    reaches_end = not output[end:].strip()
     return Finding(
         title="Degenerate repetition",
         summary=f"The output repeats “{quote(unit, 40)}” {copies} times in a row, {length} of its {len(output)} characters.",
         evidence=(output_evidence(output, start, end),),
-        explains_fully=True,
-        details={"unit": unit[:200], "copies": copies, "loop_chars": length},
+        explains_fully=reaches_end,
+        details={"unit": unit[:200], "copies": copies, "loop_chars": length, "reaches_end": reaches_end},
     )

@@ -18,10 +18,11 @@ from atlas_builder.diagnose.checks.normalize import normalise_answer, parse_lett
 from atlas_builder.records import Diagnosis, Evidence
 
 COMPARABLE = frozenset({"multiple_choice", "short_answer", "math"})
-#: The agreed answer needs at least this share of the voting weight...
-MIN_WEIGHT_SHARE = 0.5
-#: ... and at least this many models, and at least half of the models that stated an answer.
-MIN_MODELS = 3
+#: The agreed answer needs at least this share of the voting weight (a clear majority)...
+MIN_WEIGHT_SHARE = 0.6
+#: ... and at least this many models, and at least half of the models that stated an answer. Fewer
+#: models (four GPT-3 variants on GSM8K) agree on the same wrong answer too often to mean anything.
+MIN_MODELS = 5
 #: Weight of a model that answered nothing right, so its vote still counts a little.
 MIN_WEIGHT = 0.01
 
