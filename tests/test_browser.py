@@ -170,9 +170,9 @@ def test_compare_two_models(page, site_url):
     page.wait_for_selector("#atlas-compare select[name=a]")
     page.select_option("#atlas-compare select[name=a]", "llama-3-8b")
     page.select_option("#atlas-compare select[name=b]", "mistral-7b")
-    page.wait_for_selector(".atlas-compare-table tbody tr")
+    page.wait_for_selector(".atlas-compare-result table tbody tr")
     assert "shared instances" in page.locator(".atlas-shared").inner_text()
-    first = page.locator(".atlas-compare-table tbody tr").first.inner_text()
+    first = page.locator(".atlas-compare-result table tbody tr").first.inner_text()
     assert "Any failure" in first
     assert "b=mistral-7b" in page.url
     assert page.problems == []

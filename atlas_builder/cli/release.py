@@ -14,7 +14,7 @@ from atlas_builder.cli.common import data_option
 @click.argument("name")
 @data_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("build/releases"), show_default=True,
-              help="Folder that holds every release as <out>/<name>/, plus versions.json and an index redirecting to the newest.")
+              help="Folder that contains every release as <out>/<name>/, plus versions.json and an index.html that redirects to the newest.")
 @click.option("--date", "date", default=None, help="Release date as YYYY-MM-DD (default: today, UTC).")
 @click.option("--site-url", default=None,
               help="Public URL of the releases folder, such as https://owner.github.io/atlas; permanent URLs and citations use it.")

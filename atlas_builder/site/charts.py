@@ -1,8 +1,8 @@
 """Charts as SVG with deterministic bytes, drawn in worker processes and skipped when unchanged.
 
-A chart is a plain ``ChartSpec`` (JSON-ready numbers and labels). Its SHA-256
-is stored in a manifest beside the charts; a chart whose spec hash matches the
-manifest and whose file exists is not drawn again.
+A chart is a plain ``ChartSpec`` (JSON-ready numbers and labels). The SHA-256
+of each spec is stored in a manifest beside the charts. A chart whose spec hash
+matches the manifest and whose file exists is not drawn again.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 logger = logging.getLogger(__name__)
 
 #: Bump when the drawing code changes, so every chart is redrawn once.
-CHART_STYLE_VERSION = "1"
+CHART_STYLE_VERSION = "2"
 MANIFEST_NAME = ".chart-hashes.json"
 PARALLEL_THRESHOLD = 8
 
@@ -84,7 +84,9 @@ def draw(spec: ChartSpec) -> bytes:
     if spec.lower is not None or spec.reference is not None:
         axes.legend(loc="lower right", fontsize=7, frameon=False)
     axes.spines[["top", "right"]].set_visible(False)
-    figure.tight_layout()
+    # Fixed margins instead of tight_layout, which doubles the drawing time; labels are cut to 40 characters.
+    height = 0.9 + 0.28 * count
+    figure.subplots_adjust(left=0.36, right=0.97, top=1 - 0.38 / height, bottom=0.5 / height)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(figure)
@@ -112,7 +114,7 @@ def render_charts(specs: list[ChartSpec], tree, folder: str, *, workers: int | N
             tree.mark(relative)
         else:
             todo.append(spec)
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or os.cpu_count() or 1
     if len(todo) >= PARALLEL_THRESHOLD and workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             drawn = list(pool.map(_draw_named, todo, chunksize=max(1, len(todo) // (workers * 4))))

@@ -26,6 +26,8 @@ from atlas_builder.site.escape import clean
 logger = logging.getLogger(__name__)
 
 SHARD_SIZE = 50
+#: Longest input or output the browser shows; longer texts are cut (the result files keep them whole).
+MAX_TEXT_CHARS = 6000
 DATA_FOLDER = "failures/data"
 
 
@@ -38,6 +40,8 @@ def publish(text: Any, rule: Publishing) -> tuple[str | None, bool]:
         return None, False
     if rule.text == "excerpt" and len(value) > rule.excerpt_chars:
         return value[: rule.excerpt_chars], True
+    if len(value) > MAX_TEXT_CHARS:
+        return value[:MAX_TEXT_CHARS], True
     return value, False
 
 

@@ -39,7 +39,7 @@ class ReleaseError(Exception):
 
 @dataclass
 class ReleaseReport:
-    """Where a release went and what it holds."""
+    """Result of one release: its folder, bulk download, site report and the release list."""
 
     name: str
     site_dir: Path
@@ -73,7 +73,7 @@ def check_name(name: str, out: Path) -> None:
 def bulk_archive(results: Results, diagnoses: Diagnoses, docs: Path, name: str) -> bytes:
     """Return the bulk download of a release as zip bytes.
 
-    It holds the metadata and taxonomy, the result files of datasets whose
+    It contains the metadata and taxonomy, the result files of datasets whose
     publishing rule is "full" (others as ids and scores only), every primary
     diagnosis, and every page's CSV and JSON tables.
     """

@@ -6,9 +6,22 @@ import logging
 import os
 from pathlib import Path
 
-from atlas_builder.results.write import atomic_write_bytes
+import tempfile
 
 logger = logging.getLogger(__name__)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write through a temporary file and a rename, without fsync: generated files can be regenerated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 class OutputTree:
@@ -39,7 +52,7 @@ class OutputTree:
                 return False
         except FileNotFoundError:
             pass
-        atomic_write_bytes(target, payload)
+        _replace_file(target, payload)
         self.written += 1
         return True
 

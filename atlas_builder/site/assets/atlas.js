@@ -65,7 +65,7 @@
     ]);
     var details = item.details || {};
     if (details.criteria && details.criteria.length) {
-      var table = el("table", { "class": "atlas-criteria" }, [el("thead", {}, [el("tr", {}, [
+      var table = el("table", {}, [el("thead", {}, [el("tr", {}, [
         el("th", { text: "Criterion" }), el("th", { text: "Met" }), el("th", { text: "Evidence" })])])]);
       var body = el("tbody");
       details.criteria.forEach(function (c) {
@@ -90,7 +90,7 @@
     ]));
     var spans = { input: [], output: [], reference: [] };
     record.diagnoses.forEach(function (d) { (d.evidence || []).forEach(function (s) { if (spans[s.field]) { spans[s.field].push(s); } }); });
-    card.appendChild(el("p", { "class": "atlas-score", text: "Score " + record.score + (record.cut ? " · texts cut to " + dataset.excerpt_chars + " characters by the publishing rule" : "") }));
+    card.appendChild(el("p", { "class": "atlas-score", text: "Score " + record.score + (record.cut ? (dataset.publishing === "excerpt" ? " · texts cut to " + dataset.excerpt_chars + " characters by the publishing rule" : " · long texts cut; the result file has them whole") : "") }));
     var texts = el("div");
     texts.appendChild(textBlock("Input", record.input, spans.input, dataset));
     texts.appendChild(textBlock("Output", record.output, spans.output, dataset));
@@ -225,17 +225,21 @@
       var result = el("div", { "class": "atlas-compare-result" });
       root.appendChild(form);
       root.appendChild(result);
+      var latest = 0;
       function show() {
         var left = form.elements.a.value, right = form.elements.b.value;
+        var request = ++latest;
         var next = new URLSearchParams({ a: left, b: right });
         window.history.replaceState(null, "", "?" + next.toString());
         result.textContent = "";
         if (left === right) { result.appendChild(el("p", { text: "Pick two different models." })); return; }
         getJSON(base + left + ".json").then(function (pairs) {
+          if (request !== latest) { return; }  // a newer choice replaced this one
           var pair = pairs[right];
           if (!pair) { result.appendChild(el("p", { text: names[left] + " and " + names[right] + " share no instance, so they cannot be compared." })); return; }
           result.appendChild(el("p", { "class": "atlas-shared", text: pair.n + " shared instances." }));
-          var table = el("table", { "class": "atlas-compare-table" });
+          // No class on the table: Material styles only tables without one.
+          var table = el("table");
           table.appendChild(el("thead", {}, [el("tr", {}, ["Category", names[left], names[right], "Difference", "Adjusted p", ""].map(function (h) { return el("th", { text: h }); }))]));
           var body = el("tbody");
           meta.categories.forEach(function (c, i) {
@@ -244,7 +248,7 @@
             var row = el("tr", { "class": significant ? "atlas-significant" : "" }, [
               el("td", { text: c.name }), el("td", { text: pair.a[i] + " (" + pct(ra) + ")" }), el("td", { text: pair.b[i] + " (" + pct(rb) + ")" }),
               el("td", { text: ((ra - rb) * 100).toFixed(1) + " pts" }), el("td", { text: p === null ? "–" : p.toPrecision(3) }),
-              el("td", { text: significant ? (ra > rb ? "A fails more" : "B fails more") : "" })
+              el("td", { text: significant ? (ra > rb ? names[left] : names[right]) + " fails more" : "" })
             ]);
             row.setAttribute("data-category", c.id);
             body.appendChild(row);
