@@ -101,6 +101,9 @@ def test_browser_lists_failures_with_evidence(page, site_url):
     assert "of 12" in status
     assert page.locator("article.atlas-failure mark").count() >= 1
     assert page.locator("article.atlas-failure .atlas-primary").count() >= 1
+    criteria = page.locator("article.atlas-failure .atlas-diagnosis table").first.inner_text()
+    assert "States the right sum" in criteria
+    assert "First error: the final addition" in page.locator("#atlas-browser").inner_text()
 
 
 def test_browser_paginates(page, site_url):

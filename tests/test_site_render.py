@@ -146,3 +146,36 @@ def test_undiagnosed_share_on_home(built):
     text = (out / "site" / "index.html").read_text(encoding="utf-8")
     assert "Not diagnosed yet" in text
     assert str(len(diagnoses.undiagnosed)) in text
+
+
+def test_stability_figures_rendered():
+    from atlas_builder.site.render import _stability_text
+
+    texts = _stability_text({"taxonomy_version": "1", "runs": 3, "failures": 500,
+                             "levels": {"top": {"ari": {"mean": 0.81, "min": 0.7}}}, "variant": None,
+                             "kappa": [{"between": "judge-a and judge-b", "kappa": 0.64, "items": 200}],
+                             "categories": {"computation-error": {"consistency": 0.9, "members": 40}}})
+    assert "3 induction runs over 500 failures" in texts[None]
+    assert "ari mean 0.810, min 0.700" in texts[None]
+    assert "kappa 0.640" in texts[None]
+    assert "consistency 0.900" in texts["computation-error"]
+
+
+def test_stability_missing_says_not_measured(built):
+    out, _, _ = built
+    text = (out / "site" / "categories" / "computation-error" / "index.html").read_text(encoding="utf-8")
+    assert "not measured yet" in text
+
+
+def test_repository_docs_included(tmp_path):
+    docs = tmp_path / "repo-docs"
+    docs.mkdir()
+    (docs / "checks.md").write_text("# Checks\n\n## Empty output\n\nSee [the format](result-format.md) and "
+                                    "[Python](https://www.python.org/).\n", encoding="utf-8")
+    build_fixture(tmp_path, build_html=False, repo_docs=docs)
+    page = (tmp_path / "src" / "docs" / "methodology.md").read_text(encoding="utf-8")
+    assert "### Empty output" in page
+    assert "See the format and" in page
+    assert "[Python](https://www.python.org/)" in page
+    submit = (tmp_path / "src" / "docs" / "submit.md").read_text(encoding="utf-8")
+    assert "Each line of a result file" in submit  # no result-format.md there: the built-in summary

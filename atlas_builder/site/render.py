@@ -241,20 +241,36 @@ def _tree_order(taxonomy: Taxonomy):
 
 
 def _stability_text(summary: Any) -> dict[str | None, str]:
-    """Return agreement figures as short text per category id (None: atlas-wide), from whatever the taxonomy stage reports."""
-    if not summary:
+    """Return the taxonomy stage's agreement figures as text per category id (None: atlas-wide)."""
+    if not summary or not isinstance(summary, dict):
         return {}
-    if isinstance(summary, dict):
-        per_category = summary.get("categories") if isinstance(summary.get("categories"), dict) else {}
-        overall = {k: v for k, v in summary.items() if k != "categories" and isinstance(v, (int, float, str))}
-        texts: dict[str | None, str] = {}
-        if overall:
-            texts[None] = "Agreement of the taxonomy stage: " + "; ".join(f"{k}: {_fmt(v)}" for k, v in overall.items()) + "."
-        for category_id, figures in per_category.items():
-            if isinstance(figures, dict):
-                texts[category_id] = "Agreement for this category: " + "; ".join(f"{k}: {_fmt(v)}" for k, v in figures.items()) + "."
-        return texts
-    return {None: f"Agreement of the taxonomy stage: {summary}."}
+    parts = []
+    if summary.get("runs") is not None:
+        parts.append(f"{summary['runs']} induction runs over {summary.get('failures', '?')} failures "
+                     f"(taxonomy v{summary.get('taxonomy_version', '?')})")
+    for level, figures in (summary.get("levels") or {}).items():
+        parts.append(f"{level} level: {_flatten(figures)}")
+    if summary.get("variant"):
+        parts.append(f"against a variant prompt: {_flatten(summary['variant'])}")
+    for entry in summary.get("kappa") or []:
+        if isinstance(entry, dict):
+            parts.append(f"Cohen's kappa {_fmt(entry.get('kappa'))} between {entry.get('between')} ({entry.get('items')} items)")
+    overall = "Agreement of the taxonomy stage: " + "; ".join(parts) + "." if parts else None
+    texts: dict[str | None, str] = {None: overall} if overall else {}
+    for category_id, figures in (summary.get("categories") or {}).items():
+        if isinstance(figures, dict) and overall:
+            texts[category_id] = (f"Consistency of this category: {_flatten(figures)} (mean share of its failures that "
+                                  f"a re-induced taxonomy keeps together). {overall}")
+    return texts
+
+
+def _flatten(value: Any) -> str:
+    """Return nested figures as "key value" text, such as "ari mean 0.812, min 0.700"."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_flatten(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_flatten(item) for item in value)
+    return _fmt(value)
 
 
 def _fmt(value: Any) -> str:
