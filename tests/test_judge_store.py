@@ -16,7 +16,7 @@ from atlas_builder.diagnose.judge.store import (
     request_key,
     shard_path,
 )
-from atlas_builder.diagnose.judge.stored import locate_quote
+from atlas_builder.diagnose.judge.stored import clean_quote, locate_quote
 
 SUBJECT = {"dataset": "toy", "model": "m1", "instance_id": "q-1"}
 
@@ -135,8 +135,10 @@ def test_request_key_covers_every_part():
         ("The sum ... is 5", "The sum of both numbers is 5.", (0, 28)),
         ("nowhere", "The sum is 5.", None),
         ("", "The sum is 5.", None),
+        ("\x85", "", None),
+        ("...", "The sum is 5.", None),
     ],
-    ids=["exact", "quoted", "case-and-space", "ellipsis", "absent", "empty"],
+    ids=["exact", "quoted", "case-and-space", "ellipsis", "absent", "empty", "unicode-space", "only-ellipsis"],
 )
 def test_locate_quote(quote, text, span):
     assert locate_quote(quote, text) == span
@@ -150,7 +152,7 @@ def test_locate_quote_finds_any_substring(text, data):
 
     span = locate_quote(quote, text)
 
-    stripped = quote.strip(" \t\r\n\"'`“”‘’«»")
+    stripped = clean_quote(quote)
     if not stripped:
         assert span is None
     else:

@@ -183,7 +183,8 @@ class JudgeClient:
         self.stats = ClientStats()
         self._semaphore: asyncio.Semaphore | None = None
         self._reserved_usd = 0.0
-        self._litellm: Any = None
+        # Imported here, not on the first call, so the import does not stall the event loop and progress bar.
+        self._litellm: Any = import_litellm()
         self._sync_task: asyncio.Task | None = None
         if price_in is not None and price_out is not None:
             self.price: tuple[float, float] | None = (float(price_in), float(price_out))
@@ -318,8 +319,7 @@ class JudgeClient:
         schema_name: str,
         check: Callable[[Any], None] | None,
     ) -> dict[str, Any]:
-        litellm = self._litellm or import_litellm()
-        self._litellm = litellm
+        litellm = self._litellm
         import openai  # a litellm dependency; its APIError is the base of litellm's HTTP status errors
         tokens_in = tokens_out = 0
         cost: float | None = 0.0

@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 #: Answer schema of each prompt version; a version missing here cannot be checked and is skipped.
 SCHEMAS: dict[str, dict[str, Any]] = {DIAGNOSE_PROMPT_VERSION: DIAGNOSE_SCHEMA}
 
-_QUOTE_STRIP = " \t\r\n\"'`“”‘’«»"
+_QUOTE_MARKS = "\"'`“”‘’«»"
 _ELLIPSIS = re.compile(r"\.\.\.|…")
 MIN_PART_CHARS = 8
 
@@ -71,33 +71,37 @@ def _normalise(text: str) -> tuple[str, list[int]]:
     return "".join(chars), offsets
 
 
+def clean_quote(quote: str) -> str:
+    """Strip whitespace and quotation marks around a quote."""
+    return quote.strip().strip(_QUOTE_MARKS).strip()
+
+
 def locate_quote(quote: str, text: str) -> tuple[int, int] | None:
     """Return the (start, end) character span of ``quote`` in ``text``, or None if it is not there.
 
     Tries an exact match, then one that ignores case and whitespace runs, and
     for a quote shortened with an ellipsis, the span from its first to its last part.
     """
-    quote = quote.strip(_QUOTE_STRIP)
+    quote = clean_quote(quote)
     if not quote:
         return None
     start = text.find(quote)
     if start >= 0:
         return start, start + len(quote)
     normal_text, offsets = _normalise(text)
-    parts = [part.strip(_QUOTE_STRIP) for part in _ELLIPSIS.split(quote)]
-    parts = [part for part in parts if part]
-    if not parts:
+    needles = [_normalise(clean_quote(part))[0].strip() for part in _ELLIPSIS.split(quote)]
+    needles = [needle for needle in needles if needle]
+    if len(needles) > 1:
+        needles = [needle for needle in needles if len(needle) >= MIN_PART_CHARS] or needles
+    if not needles:
         return None
-    if len(parts) > 1:
-        parts = [part for part in parts if len(part) >= MIN_PART_CHARS] or parts
     spans = []
     search_from = 0
-    for part in parts:
-        normal_part, _ = _normalise(part)
-        found = normal_text.find(normal_part.strip(), search_from)
+    for needle in needles:
+        found = normal_text.find(needle, search_from)
         if found < 0:
             return None
-        end = found + len(normal_part.strip())
+        end = found + len(needle)
         spans.append((offsets[found], offsets[end - 1] + 1))
         search_from = end
     return spans[0][0], spans[-1][1]
