@@ -43,6 +43,10 @@ _SENTENCE_END = re.compile(r"\.(?:\s|$)")
 _LETTER_ANYWHERE = re.compile(r"(?<![A-Za-z])\(?([A-R])\)(?![A-Za-z])|(?<![A-Za-z'])([A-R])(?=[.:)]?(?:\s|$))")
 
 
+#: A one-line output up to this long, with no answer marker, is taken whole as the answer (direct prompting).
+MAX_BARE_CHARS = 300
+
+
 @dataclass(frozen=True)
 class Answer:
     """A final answer found in an output: its text and where it sits."""
@@ -103,7 +107,7 @@ def final_answer(output: str) -> Answer | None:
     if candidates:
         return max(candidates, key=lambda answer: (answer.start, answer.how == "boxed"))
     stripped = text.strip()
-    if stripped and len(stripped) <= 60 and "\n" not in stripped:
+    if stripped and len(stripped) <= MAX_BARE_CHARS and "\n" not in stripped:
         start = text.index(stripped)
         start, end = _clean_span(text, start, start + len(stripped))
         if end > start:

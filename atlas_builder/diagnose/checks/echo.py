@@ -24,9 +24,15 @@ def check_echo(row: Row) -> Finding | None:
     if len(output) < MIN_CHARS or not row.input:
         return None
     prompt = _flat(row.input)
-    if _flat(output) in prompt:
+    flat_output = _flat(output)
+    question = _flat(row.input.strip().splitlines()[-1]) if row.input.strip() else ""
+    if flat_output in prompt:
         copied = len(output)
         total = len(output)
+    elif len(question) >= MIN_CHARS and question in flat_output:
+        # The prompt's last line copied over and over, a loop of echoes.
+        total = len(flat_output)
+        copied = total - len(flat_output.replace(question, "").replace(" ", ""))
     else:
         lines = [line for line in row.output.splitlines() if line.strip()]
         total = sum(len(line.strip()) for line in lines)

@@ -36,6 +36,9 @@ _DEFLECTIONS = [
 _REFUSAL = re.compile("|".join(f"(?:{pattern})" for pattern in _REFUSALS), re.IGNORECASE)
 _DEFLECTION = re.compile("|".join(f"(?:{pattern})" for pattern in _DEFLECTIONS), re.IGNORECASE)
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'"})
+#: Words after a refusal phrase that start an attempt after all; they count only in outputs this long.
+_GOES_ON = re.compile(r"\b(?:however|but i can|here (?:is|are)|that said|nevertheless|in general)\b", re.IGNORECASE)
+SUBSTANTIVE_CHARS = 300
 #: Refusals come first: only the opening of the output is searched, unless the output is short.
 HEAD_CHARS = 400
 
@@ -51,6 +54,9 @@ def check_refusal(row: Row) -> Finding | None:
         kind = "deflection"
     if match is None:
         return None
+    rest = text[match.end():]
+    if len(text) >= SUBSTANTIVE_CHARS and _GOES_ON.search(rest):
+        return None  # "I don't have personal experience, but I can give an example: ..." is an answer
     answer = final_answer(row.output)
     if answer is not None and answer.how != "whole" and row.task_type in ("multiple_choice", "short_answer", "math"):
         return None

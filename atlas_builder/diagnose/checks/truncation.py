@@ -19,7 +19,11 @@ _TOKEN_KEYS = ("output_tokens", "num_output_tokens", "completion_tokens", "gener
 #: Common generation limits; an output whose token count equals one of them most likely hit it.
 ROUND_LIMITS = frozenset({64, 100, 128, 150, 200, 256, 300, 384, 400, 500, 512, 1000, 1024, 1536, 2000, 2048, 3000, 4000, 4096, 8192})
 #: An output that ends in one of these characters ended a sentence, a formula or a list item.
-_CLOSED_END = re.compile(r"""[.!?。！？)\]}"'”’`*|>:;~_=]\s*$""")
+_CLOSED_END = re.compile(r"""(?:[.!?。！？…][)\]"'”’*_`]*|[)\]}`*|>])\s*$""")
+#: A last line that is a short list item ("- hoped for", "3. Paris") ends a list, not a sentence.
+_LIST_ITEM = re.compile(r"(?:^|\n)[ \t]*(?:[-*•]|\d{1,3}[.)])[ \t]+[^\n]{1,80}$")
+#: Bare answers up to this long are answers even when they end without punctuation.
+SHORT_ANSWER_CHARS = 60
 #: Outputs shorter than this that end without punctuation are usually bare answers, not cut-off text.
 MIN_CHARS = 150
 
@@ -59,7 +63,9 @@ def check_truncation(row: Row) -> Finding | None:
     stripped = output.rstrip()
     if not stripped:
         return None
-    answered = final_answer(output) is not None
+    answer = final_answer(output)
+    # A long bare line counts as an answer for direct prompting, but a cut-off sentence looks the same.
+    answered = answer is not None and (answer.how != "whole" or len(answer.text) <= SHORT_ANSWER_CHARS)
     reason = _metadata_limit(row.metadata)
     if reason is None:
         text = cut_runaway(output)
@@ -67,7 +73,8 @@ def check_truncation(row: Row) -> Finding | None:
             # The model finished its answer and ran on into a new few-shot question; that part may be cut, the answer is not.
             return None
         reason = _open_block(stripped)
-        if reason is None and len(stripped) >= MIN_CHARS and not _CLOSED_END.search(stripped):
+        if (reason is None and len(stripped) >= MIN_CHARS and not _CLOSED_END.search(stripped)
+                and not _LIST_ITEM.search(stripped)):
             reason = "the output ends mid-sentence"
         if reason is None or (answered and row.task_type != "open_ended"):
             return None
