@@ -191,6 +191,8 @@ class Diagnoses:
     undiagnosed: list[FailureKey]
     suspect_references: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     """(dataset, instance_id) -> evidence that the reference itself is wrong."""
+    accidental_passes: list[Diagnosis] = field(default_factory=list)
+    """Rows scored correct whose final answer differs from the reference (dataset page material)."""
 
 
 CategoryKind = Literal["content", "mechanical", "special"]

@@ -20,6 +20,9 @@ def test_export_diagnoses_fields(tmp_path):
 
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    assert lines[0]["diagnoser"] == "check:empty-output"
+    assert lines[0]["category"] == "empty-output"
     for record in lines:
         for key in ("dataset", "model", "instance_id", "diagnoser", "title", "summary", "category"):
             assert key in record

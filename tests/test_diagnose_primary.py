@@ -28,3 +28,21 @@ def test_primary_uses_partial_check_alone():
 
 def test_primary_ignores_judge_failures():
     assert choose_primary([make("openai/judge", "judge-failure")]) is None
+
+
+def test_accidental_pass_kept_out_of_failures(tmp_path):
+    from atlas_factory import write_atlas
+
+    from atlas_builder.diagnose import diagnose
+    from atlas_builder.results import load_results
+
+    write_atlas(tmp_path, {("quiz", "alpha"): [
+        {"id": "q1", "input": "Pick A or B.\nA. cat\nB. dog", "output": "The answer is (A).", "score": 1, "reference": ["B", "dog"]},
+        {"id": "q2", "input": "Pick A or B.\nA. cat\nB. dog", "output": "", "score": 0, "reference": ["B", "dog"]},
+    ]})
+
+    diagnoses = diagnose(load_results(tmp_path))
+
+    assert [item.instance_id for item in diagnoses.accidental_passes] == ["q1"]
+    assert set(diagnoses.primary) == {("quiz", "alpha", "q2")}
+    assert diagnoses.primary[("quiz", "alpha", "q2")].diagnoser == "check:empty-output"

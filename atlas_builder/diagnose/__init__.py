@@ -16,6 +16,7 @@ from atlas_builder.records import Diagnoses, Diagnosis, FailureKey, Results
 logger = logging.getLogger(__name__)
 
 SUSPECT_REFERENCE_DIAGNOSER = "check:suspect-reference"
+ACCIDENTAL_PASS_DIAGNOSER = "check:scored-right-by-accident"
 
 
 def diagnose(results: Results) -> Diagnoses:
@@ -23,7 +24,12 @@ def diagnose(results: Results) -> Diagnoses:
     items = run_checks(results) + stored_diagnoses(results, results.data_dir)
     by_key: dict[FailureKey, list[Diagnosis]] = defaultdict(list)
     suspect: dict[tuple[str, str], dict] = {}
+    accidental: list[Diagnosis] = []
     for item in items:
+        if item.diagnoser == ACCIDENTAL_PASS_DIAGNOSER:
+            # Found on rows scored correct: a scorer problem of the dataset, never a failure diagnosis.
+            accidental.append(item)
+            continue
         if item.diagnoser == SUSPECT_REFERENCE_DIAGNOSER:
             # A wrong reference is a dataset problem: it goes to the dataset page, not to model signatures.
             suspect[(item.dataset, item.instance_id)] = {"summary": item.summary, "flagged_by": [item.diagnoser], **dict(item.details)}
@@ -48,7 +54,8 @@ def diagnose(results: Results) -> Diagnoses:
         sum(item.kind == "check" for item in items), sum(item.kind == "judge" for item in items),
         len(undiagnosed),
     )
-    return Diagnoses(items=items, primary=primary, undiagnosed=undiagnosed, suspect_references=suspect)
+    return Diagnoses(items=items, primary=primary, undiagnosed=undiagnosed, suspect_references=suspect,
+                     accidental_passes=accidental)
 
 
 def choose_primary(candidates: list[Diagnosis]) -> Diagnosis | None:
