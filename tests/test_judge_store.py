@@ -80,6 +80,21 @@ def test_torn_last_line_is_skipped_and_terminated(tmp_path, caplog):
     assert report.torn_lines == 0
 
 
+def test_invalid_lines_get_one_warning_per_file(tmp_path, caplog):
+    path = tmp_path / "diagnose" / "toy" / "m1.jsonl"
+    path.parent.mkdir(parents=True)
+    lines = ['{"judge_model": "other format"}', "not json", json.dumps(record("a")), "[1, 2]"]
+    path.write_text("\n".join(lines) + "\n")
+
+    with caplog.at_level(logging.WARNING):
+        report = read_records(tmp_path)
+
+    assert [item["key"] for item in report.records] == ["a"]
+    assert report.invalid_lines == 3
+    assert len(caplog.records) == 1
+    assert "skipping 3 invalid line(s); the first is line 1" in caplog.text
+
+
 def test_answer_is_not_replaced_by_later_failure(tmp_path):
     with JudgeStore(tmp_path) as store:
         store.append(record("a", ok=True))

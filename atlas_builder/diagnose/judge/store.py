@@ -110,20 +110,24 @@ def read_shard(path: Path, report: ReadReport) -> None:
     if tail.strip():
         report.torn_lines += 1
         logger.warning("%s: skipping a torn last line (%d bytes); a run was probably killed while writing", path, len(tail))
+    invalid: list[tuple[int, str]] = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
             record = json.loads(raw)
         except ValueError as error:
-            report.invalid_lines += 1
-            logger.warning("%s:%d: skipping an invalid line (%s)", path, number, error)
+            invalid.append((number, f"invalid JSON: {error}"))
             continue
         if not isinstance(record, dict) or not isinstance(record.get("key"), str) or "ok" not in record:
-            report.invalid_lines += 1
-            logger.warning("%s:%d: skipping a line that is not a judge record", path, number)
+            invalid.append((number, "not a judge record (no 'key' or 'ok')"))
             continue
         report.records.append(record)
+    if invalid:
+        # One warning per file, however many lines are bad.
+        report.invalid_lines += len(invalid)
+        number, reason = invalid[0]
+        logger.warning("%s: skipping %d invalid line(s); the first is line %d: %s", path, len(invalid), number, reason)
 
 
 def iter_shards(root: Path, purpose: str | None = None) -> Iterator[Path]:
