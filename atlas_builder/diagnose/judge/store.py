@@ -94,7 +94,7 @@ def shard_path(root: Path, purpose: str, subject: dict[str, str] | None, time: s
 
 @dataclass
 class ReadReport:
-    """What reading the store found: records, and lines that were skipped."""
+    """Records read from the store, with counts of the lines that were skipped."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     torn_lines: int = 0
@@ -244,7 +244,8 @@ class JudgeStore:
             fd = self._open(path)
         written = os.write(fd, line)
         if written != len(line):
-            # Regular local files take an O_APPEND write whole; anything else is a broken file system.
+            # Linux writes a line of this size to a regular file whole unless the disk is full or fails.
+            # The partial line is then torn, and the next writer ends it with a newline.
             raise OSError(f"short write to {path}: {written} of {len(line)} bytes")
         with self._mutex:
             self._remember(record)
