@@ -343,3 +343,22 @@ def test_kill_mid_run_then_resume(tmp_path):
     assert all(record["ok"] for record in records.records)
     assert final.returncode == 0
     assert stub.count == sent_before + len(after)  # the third run sent nothing
+
+
+def test_stored_diagnoses_do_not_import_litellm(data):
+    with OpenAIStub(answer_for) as stub:
+        run_cli(data, stub, "--model", "m3")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from atlas_builder.diagnose.judge import stored_diagnoses\n"
+        "from atlas_builder.results.load import load_results\n"
+        f"data = Path({str(data)!r})\n"
+        "found = stored_diagnoses(load_results(data), data)\n"
+        "print(len(found), 'litellm' in sys.modules)\n"
+    )
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["20", "False"]

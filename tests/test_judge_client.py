@@ -272,3 +272,60 @@ def test_budget_needs_a_price(tmp_path):
     with OpenAIStub(lambda body: valid_answer()) as stub:
         with pytest.raises(JudgeConfigError, match="price"):
             make_client(tmp_path, stub, budget_usd=1.0)
+
+
+def test_connection_error_is_transient(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port once the probe socket is closed.
+    client = JudgeClient(JUDGE, JudgeStore(tmp_path / "judge"), api_base=f"http://127.0.0.1:{port}/v1",
+                         api_key="k", timeout=5.0, max_attempts=2, backoff_base=0.01)
+
+    answer = ask(client)
+
+    assert not answer.ok
+    assert answer.error_kind == "transient"
+    assert answer.attempts == 2
+    assert "connection" in answer.error.lower()
+
+
+class _HeaderError(Exception):
+    def __init__(self, headers):
+        super().__init__("rate limited")
+        self.litellm_response_headers = headers
+
+
+@pytest.mark.parametrize(
+    ("headers", "low", "high"),
+    [
+        ({"retry-after": "3"}, 3.0, 3.0),
+        ({"Retry-After": "0.5"}, 0.5, 0.5),
+        ({"retry-after": "100000"}, 300.0, 300.0),
+        ({"retry-after": "soon"}, None, None),
+        ({}, None, None),
+    ],
+    ids=["seconds", "capitalised", "capped", "invalid", "absent"],
+)
+def test_retry_after_parsing(headers, low, high):
+    from atlas_builder.diagnose.judge.client import _retry_after_seconds
+
+    value = _retry_after_seconds(_HeaderError(headers))
+
+    if low is None:
+        assert value is None
+    else:
+        assert low <= value <= high
+
+
+def test_retry_after_http_date():
+    import email.utils
+
+    from atlas_builder.diagnose.judge.client import _retry_after_seconds
+
+    date = email.utils.formatdate(time.time() + 30, usegmt=True)
+    value = _retry_after_seconds(_HeaderError({"retry-after": date}))
+
+    assert 20 <= value <= 30

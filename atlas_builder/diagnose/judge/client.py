@@ -105,8 +105,10 @@ def _retry_after_seconds(error: BaseException) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            logger.debug("ignoring an invalid Retry-After header %r", value)
             return None
         seconds = parsed.timestamp() - time.time()
     return max(0.0, min(seconds, MAX_RETRY_AFTER_S))
