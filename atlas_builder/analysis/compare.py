@@ -87,9 +87,15 @@ def pair_p_values(shared: np.ndarray, k: np.ndarray) -> np.ndarray:
         p = 2 * scipy_stats.norm.sf(np.abs(z))
     p = np.where((ka == kb), 1.0, p)
     expected_small = np.minimum(n * pooled, n * (1 - pooled)) < 5
-    # Small expected counts: Fisher's exact test, one pair at a time (rare at atlas scale).
+    # Small expected counts: Fisher's exact test. Rare categories make these cells common, so each
+    # distinct (k_a, k_b, n) is computed once and the mirrored pair (j, i) reuses it.
+    cache: dict[tuple[int, int, int], float] = {}
     for c, i, j in zip(*np.nonzero(expected_small & (ka != kb))):
-        p[c, i, j] = two_proportion_p(int(ka[c, i, j]), int(n[i, j]), int(kb[c, i, j]), int(n[i, j]))
+        counts = (int(ka[c, i, j]), int(kb[c, i, j]), int(n[i, j]))
+        key = (min(counts[0], counts[1]), max(counts[0], counts[1]), counts[2])
+        if key not in cache:
+            cache[key] = two_proportion_p(counts[0], counts[2], counts[1], counts[2])
+        p[c, i, j] = cache[key]
     p = np.where(n[None, :, :] > 0, p, np.nan)
     for i in range(n.shape[0]):
         p[:, i, i] = np.nan

@@ -123,9 +123,11 @@ def write_browser_data(tree, results: Results, diagnoses: Diagnoses, taxonomy: T
     table = failures.assign(shard=position // SHARD_SIZE, offset=position % SHARD_SIZE)
 
     shards = 0
+    # Plain lists: indexing them per pair is far cheaper than DataFrame slices (arrow-backed strings).
+    columns = {name: texts_all[name].tolist() for name in texts_all.columns}
     for (dataset, model), positions in sorted(table.groupby(["dataset", "model"], sort=True).indices.items()):
         info = results.datasets[dataset]
-        texts = texts_all.iloc[positions].to_dict("records")
+        texts = [{name: values[i] for name, values in columns.items()} for i in positions]
         records = [failure_record(text_row, info, by_key.get((dataset, model, text_row["instance_id"]), []),
                                   diagnoses.primary.get((dataset, model, text_row["instance_id"])))
                    for text_row in texts]

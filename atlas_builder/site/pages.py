@@ -315,21 +315,26 @@ class PageBuilder:
         return families
 
     def family(self, family: dict[str, Any]) -> dict[str, Any]:
-        """Return the context of a family page: every pair of members, smallest first."""
+        """Return the context of a family page: neighbours by size, plus the smallest against the largest.
+
+        Comparing every pair would grow with the square of the family size; the comparison page covers the rest.
+        """
         comparison = self.analysis.comparison
         members = family["members"]
+        chosen = [(members[i], members[i + 1]) for i in range(len(members) - 1)]
+        if len(members) > 2:
+            chosen.append((members[0], members[-1]))
         pairs = []
-        for i, a in enumerate(members):
-            for b in members[i + 1:]:
-                data = comparison.pair(a.id, b.id)
-                shared = data["shared"]
-                rows = []
-                for row in data["rows"]:
-                    name = "Any failure" if row["category"] == ANY_FAILURE else self.category_names.get(row["category"], row["category"])
-                    rows.append({"name": name, "a": row["a"], "b": row["b"],
-                                 "a_rate": row["a"] / shared if shared else None, "b_rate": row["b"] / shared if shared else None,
-                                 "p": row["p"], "significant": row["p"] is not None and row["p"] < SIGNIFICANCE})
-                pairs.append({"a_name": a.name, "b_name": b.name, "shared": shared, "rows": rows})
+        for a, b in chosen:
+            data = comparison.pair(a.id, b.id)
+            shared = data["shared"]
+            rows = []
+            for row in data["rows"]:
+                name = "Any failure" if row["category"] == ANY_FAILURE else self.category_names.get(row["category"], row["category"])
+                rows.append({"name": name, "a": row["a"], "b": row["b"],
+                             "a_rate": row["a"] / shared if shared else None, "b_rate": row["b"] / shared if shared else None,
+                             "p": row["p"], "significant": row["p"] is not None and row["p"] < SIGNIFICANCE})
+            pairs.append({"a_name": a.name, "b_name": b.name, "shared": shared, "rows": rows})
         return {**self.common, "front_matter": front_matter(f"{family['name']} family"), "family": family, "pairs": pairs}
 
 
