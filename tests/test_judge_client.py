@@ -329,3 +329,15 @@ def test_retry_after_http_date():
     value = _retry_after_seconds(_HeaderError({"retry-after": date}))
 
     assert 20 <= value <= 30
+
+
+def test_client_works_across_event_loops(tmp_path):
+    replies = iter([valid_answer(), valid_answer()])
+    with OpenAIStub(lambda body: next(replies)) as stub:
+        client = make_client(tmp_path, stub, max_concurrency=1)
+        first = ask(client, sample_messages("5"))
+        second = ask(client, sample_messages("6"))  # a second asyncio.run with the same client
+
+    assert first.ok
+    assert second.ok
+    assert stub.count == 2

@@ -70,7 +70,7 @@ def _dry_run(plan: Any, pending: list[Any], store: Any, judge: str, price: tuple
 @click.option("--seed", type=int, default=42, show_default=True,
               help="Seed of the failure sample and of the choice of the other model's correct answer.")
 @click.option("--budget-usd", type=click.FloatRange(min=0.0), metavar="X",
-              help="Stop starting new requests once the cost in USD would pass X; requests in flight finish.")
+              help="Stop starting new requests once this run's cost in USD would pass X; requests in flight finish.")
 @click.option("--price-in", type=click.FloatRange(min=0.0), metavar="USD",
               help="Price in USD per million input tokens, used instead of litellm's (needed when litellm has no price).")
 @click.option("--price-out", type=click.FloatRange(min=0.0), metavar="USD",

@@ -184,6 +184,7 @@ class JudgeClient:
         self.extra_params = dict(extra_params or {})
         self.stats = ClientStats()
         self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore_loop: asyncio.AbstractEventLoop | None = None
         self._reserved_usd = 0.0
         # Imported here, not on the first call, so the import does not stall the event loop and progress bar.
         self._litellm: Any = import_litellm()
@@ -267,8 +268,10 @@ class JudgeClient:
             )
         self._reserved_usd += estimate
         try:
-            if self._semaphore is None:
-                self._semaphore = asyncio.Semaphore(self.max_concurrency)
+            loop = asyncio.get_running_loop()
+            if self._semaphore is None or self._semaphore_loop is not loop:
+                # A semaphore belongs to one event loop; a client reused under a new asyncio.run gets a new one.
+                self._semaphore, self._semaphore_loop = asyncio.Semaphore(self.max_concurrency), loop
             async with self._semaphore:
                 outcome = await self._call_with_retries(messages, schema, schema_name, check)
         finally:
