@@ -6,9 +6,13 @@ threshold (which decides ``correct`` when a line has no ``correct`` field), the
 dataset's declared score range (which decides validity) and ``CACHE_FORMAT``. Only files without validation problems are stored, so a hit
 means the file is valid.
 
+``load_results`` reads every result file through ``read_result_frame``, with a
+cache folder from ``ATLAS_CACHE_DIR`` (default ``.atlas-cache/results`` in the
+current directory).
+
 ``read_result_frame`` also makes equal prompts share one string object (and
-equal chat-message lists one list) across all files read through the same
-``ResultCache``, in ``input`` and ``messages`` columns of dtype object. Every
+equal chat-message lists one list, equal reference tuples one tuple) across all
+files read through the same ``ResultCache``, in columns of dtype object. Every
 model of a dataset sees the same prompts, so at 83 models this keeps one copy
 of each prompt instead of 83.
 """
@@ -70,26 +74,38 @@ def _object_series(values: list[Any], index: pd.Index | None = None) -> pd.Serie
 
 
 class ResultCache:
-    """A folder of parquet files, one per parsed result file, plus the string pools of one load."""
+    """A folder of parquet files, one per parsed result file, plus the string pools of one load.
 
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
+    With ``directory`` None nothing is read or written and only the pools are used.
+    """
+
+    def __init__(self, directory: Path | None):
+        self.directory = None if directory is None else Path(directory)
         self.hits = 0
         self.misses = 0
         self.used: set[str] = set()
         self._strings: dict[str, str] = {}
         self._messages: dict[str, list[dict[str, str]]] = {}
+        self._references: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def path(self, key: str) -> Path:
+        if self.directory is None:
+            raise ValueError("this ResultCache has no directory")
         return self.directory / key[:2] / f"{key}.parquet"
 
     def load(self, key: str) -> pd.DataFrame | None:
         """Return the stored frame for ``key``, or None when there is none or it cannot be read."""
+        if self.directory is None:
+            return None
         path = self.path(key)
         if not path.exists():
             return None
         try:
-            table = pq.read_table(path, schema=SCHEMA)
+            # ParquetFile.read skips the dataset layer of read_table, which costs more than the
+            # read itself for the few hundred rows of one result file.
+            table = pq.ParquetFile(path).read(use_threads=False)
+            if not table.schema.equals(SCHEMA, check_metadata=False):
+                raise pa.ArrowInvalid(f"unexpected schema {table.schema}")
         except (OSError, pa.ArrowException) as error:
             logger.warning("ignoring unreadable result cache entry %s (%s); it will be rewritten", path, error)
             return None
@@ -101,7 +117,7 @@ class ResultCache:
                                         for text in table.column("messages").to_pylist()]),
             "output": columns["output"],
             "score": table.column("score").to_numpy(),
-            "reference": [tuple(items) for items in table.column("reference").to_pylist()],
+            "reference": [self._shared_reference(tuple(items)) for items in table.column("reference").to_pylist()],
             "correct": table.column("correct").to_numpy(zero_copy_only=False),
             "metadata": [json.loads(text) for text in table.column("metadata").to_pylist()],
             "line": columns["line"],
@@ -109,7 +125,22 @@ class ResultCache:
         return frame
 
     def store(self, key: str, frame: pd.DataFrame) -> None:
-        """Write ``frame`` (columns ``FRAME_COLUMNS``) as the entry for ``key``, atomically."""
+        """Write ``frame`` (columns ``FRAME_COLUMNS``) as the entry for ``key``, atomically.
+
+        A cache that cannot be written (read-only folder, full disk) is logged once and then
+        left alone, because the load itself does not need it.
+        """
+        if self.directory is None:
+            return
+        try:
+            self._write(key, frame)
+        except OSError as error:
+            logger.warning("cannot write the result cache in %s (%s); loading continues without it. "
+                           "Set ATLAS_CACHE_DIR to a writable folder to cache parsed result files",
+                           self.directory, error)
+            self.directory = None
+
+    def _write(self, key: str, frame: pd.DataFrame) -> None:
         table = pa.table({
             "instance_id": frame["instance_id"].tolist(),
             "input": frame["input"].tolist(),
@@ -133,11 +164,17 @@ class ResultCache:
             raise
 
     def share(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Make equal prompts and message lists in ``frame`` the same objects as in earlier frames of this load."""
+        """Make equal prompts, message lists and references in ``frame`` the same objects as in earlier frames of this load."""
         frame["input"] = _object_series([self._strings.setdefault(text, text) for text in frame["input"]], frame.index)
         frame["messages"] = _object_series([None if messages is None else self._shared_messages(_json(messages))
                                             for messages in frame["messages"]], frame.index)
+        frame["reference"] = _object_series([self._shared_reference(reference) for reference in frame["reference"]],
+                                            frame.index)
         return frame
+
+    def _shared_reference(self, reference: tuple[str, ...]) -> tuple[str, ...]:
+        # Tuples are immutable, so rows can share them safely.
+        return self._references.setdefault(reference, reference)
 
     def _shared_messages(self, text: str) -> list[dict[str, str]]:
         # NOTE: rows share one list object per distinct prompt, so a stage that mutated a
@@ -150,6 +187,8 @@ class ResultCache:
     def prune(self) -> int:
         """Delete entries that this load did not use; return how many were deleted."""
         removed = 0
+        if self.directory is None:
+            return removed
         for path in self.directory.glob("*/*.parquet"):
             if path.stem not in self.used:
                 path.unlink(missing_ok=True)

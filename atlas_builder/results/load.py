@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from atlas_builder.ids import slug_problem
+from atlas_builder.logs import progress
 from atlas_builder.records import (
     RESULT_COLUMNS,
     DatasetInfo,
@@ -22,6 +25,7 @@ from atlas_builder.records import (
     Source,
 )
 from atlas_builder.results import schema
+from atlas_builder.results.cache import ResultCache, read_result_frame
 
 logger = logging.getLogger(__name__)
 
@@ -204,43 +208,79 @@ def result_paths(data_dir: Path) -> list[Path]:
     return sorted((data_dir / "results").glob("*/*.jsonl"))
 
 
-def load_results(data_dir: Path, *, strict: bool = True) -> Results:
+#: Environment variable that sets the folder of the parsed-result cache; "off" disables the cache.
+CACHE_DIR_VARIABLE = "ATLAS_CACHE_DIR"
+DEFAULT_CACHE_DIR = Path(".atlas-cache") / "results"
+
+
+def result_cache_dir() -> Path | None:
+    """Return the folder of the parsed-result cache: ``$ATLAS_CACHE_DIR``, else ``.atlas-cache/results`` here.
+
+    Returns None when ``ATLAS_CACHE_DIR`` is ``off``. A relative default is resolved
+    against the current directory when this is called.
+    """
+    value = os.environ.get(CACHE_DIR_VARIABLE, "").strip()
+    if value.lower() == "off":
+        return None
+    return Path(value).resolve() if value else (Path.cwd() / DEFAULT_CACHE_DIR)
+
+
+def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True) -> Results:
     """Read and validate everything under ``data_dir``.
 
     With ``strict`` any problem raises ``InvalidResultsError``; otherwise the
     problems are logged and the bad files or lines are left out.
+
+    With ``use_cache`` (and ``ATLAS_CACHE_DIR`` not ``off``) every valid result
+    file is kept as parquet in ``result_cache_dir()``, keyed by its sha256, so the
+    next load reads unchanged files without parsing or validating them again.
+    Either way equal prompts, message lists and references share one object
+    across rows, because every model of a dataset repeats the same prompts.
     """
     data_dir = Path(data_dir)
     datasets, models, problems = load_metadata(data_dir)
     files: list[ResultFile] = []
     frames: list[pd.DataFrame] = []
     paths = result_paths(data_dir)
-    logger.info("reading %d result files from %s", len(paths), data_dir / "results")
+    directory = result_cache_dir() if use_cache else None
+    # NOTE: nothing prunes the entries of changed or removed files, because one cache folder may
+    # serve several data folders. Deleting the folder reclaims the space.
+    result_cache = ResultCache(directory)
+    logger.info("reading %d result files from %s (cache: %s)", len(paths), data_dir / "results", directory or "off")
     ranges = score_ranges(data_dir)
-    for path in paths:
+    for path in progress(paths, desc="reading results", unit="file"):
         dataset_id, model_id = path.parent.name, path.stem
         found = _file_name_problems(path, dataset_id, model_id, datasets, models)
         if found:
             problems.extend(found)
             continue
-        rows, found, digest = read_result_file(path, datasets[dataset_id], score_range=ranges.get(dataset_id))
+        frame, found, digest = read_result_frame(path, datasets[dataset_id], result_cache,
+                                                 score_range=ranges.get(dataset_id))
         problems.extend(found)
-        if not rows:
+        if frame is None:
             continue
-        frame = pd.DataFrame.from_records(rows)
-        frame.insert(0, "model", model_id)
-        frame.insert(0, "dataset", dataset_id)
         frames.append(frame)
-        files.append(ResultFile(dataset_id, model_id, path, digest, len(rows)))
+        files.append(ResultFile(dataset_id, model_id, path, digest, len(frame)))
     if problems:
         if strict:
             raise InvalidResultsError(problems)
         for problem in problems:
             logger.warning("%s", problem)
-    rows_frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
-    rows_frame = rows_frame[list(RESULT_COLUMNS)]
+    logger.info("result cache: %d files read from the cache, %d parsed", result_cache.hits, result_cache.misses)
+    rows_frame = _concat(frames, files)
     logger.info("read %d instances: %d datasets, %d models", len(rows_frame), len(datasets), len(models))
     return Results(data_dir=data_dir, datasets=datasets, models=models, files=files, rows=rows_frame)
+
+
+def _concat(frames: list[pd.DataFrame], files: list[ResultFile]) -> pd.DataFrame:
+    """Join the per-file frames and add the ``dataset`` and ``model`` columns in one step each."""
+    if not frames:
+        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    rows = pd.concat(frames, ignore_index=True)
+    counts = [len(frame) for frame in frames]
+    rows.insert(0, "model", np.repeat(np.array([file.model for file in files], dtype=object), counts))
+    rows.insert(0, "dataset", np.repeat(np.array([file.dataset for file in files], dtype=object), counts))
+    return rows[list(RESULT_COLUMNS)]
 
 
 def _file_name_problems(path: Path, dataset_id: str, model_id: str, datasets: dict, models: dict) -> list[Problem]:
