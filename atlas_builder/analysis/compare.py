@@ -19,9 +19,9 @@ ANY_FAILURE = "any-failure"
 class Comparison:
     """Counts for every ordered model pair on their shared instances.
 
-    ``shared[a, b]`` is the number of instances both models were run on;
+    ``shared[a, b]`` is the number of instances both models were run on.
     ``k[c, a, b]`` counts the failures of model ``a`` in category ``c`` on the
-    instances shared with ``b`` (row ``ANY_FAILURE`` counts every failure);
+    instances shared with ``b`` (row ``ANY_FAILURE`` counts every failure).
     ``p[c, a, b]`` is the two-proportion p-value of ``k[c, a, b] / shared``
     against ``k[c, b, a] / shared``, Holm-adjusted across the categories of the pair.
     """

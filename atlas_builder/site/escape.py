@@ -1,9 +1,9 @@
 """Escaping of untrusted text (model outputs, inputs, references, names) for Markdown pages.
 
-Every value a template prints passes through ``markdown_safe`` (the Jinja
-``finalize`` hook): HTML specials and the characters Markdown or its
-extensions act on become numeric character references, so the text renders
-literally and can neither open a tag nor form a link, emphasis or table cell.
+Every value a template prints passes through ``markdown_safe``, the Jinja
+``finalize`` hook. It turns HTML specials and the characters that Markdown or
+its extensions act on into numeric character references. The text then
+renders literally and can neither open a tag nor form a link or table cell.
 Long text goes into ``<pre>`` blocks through ``pre_text``, which keeps newlines.
 """
 
@@ -33,6 +33,8 @@ def markdown_safe(value: Any) -> Markup:
         return value
     if value is None:
         return Markup("")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return Markup(f"{value:,}")  # group digits of counts; four-digit numbers such as years stay as they are
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return Markup(str(value))
     text = clean(value).replace("\n", " ").replace("\t", " ")

@@ -2,9 +2,9 @@
 
 Each (dataset, model) pair's failures are cut into shards of ``SHARD_SIZE``
 ordered by instance id, written once. A scope (a model, a dataset or a
-category) gets a compact columnar index listing its failures with their
-category, diagnoser and shard position; the browser page loads the index,
-filters it and fetches only the shards of the page on screen. Text is
+category) gets a compact columnar index of its failures with their category,
+diagnoser and shard position. The browser page loads the index, filters it and
+fetches only the shards of the page on screen. Text is
 written after the dataset's publishing rule is applied, so hidden text never
 reaches the site.
 """
@@ -26,7 +26,7 @@ from atlas_builder.site.escape import clean
 logger = logging.getLogger(__name__)
 
 SHARD_SIZE = 50
-#: Longest input or output the browser shows; longer texts are cut (the result files keep them whole).
+#: Maximum characters of an input or output that the browser shows; the result files keep longer texts whole.
 MAX_TEXT_CHARS = 6000
 DATA_FOLDER = "failures/data"
 

@@ -1,7 +1,7 @@
 """Page contexts: turn the analysis into plain dicts and lists that the templates print.
 
 Every string from data files reaches the templates as a plain value, so the
-Jinja ``finalize`` hook escapes it; only links and front matter built here are
+Jinja ``finalize`` hook escapes it. Only links and front matter built here are
 marked safe, after their parts are checked.
 """
 
