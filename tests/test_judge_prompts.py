@@ -143,6 +143,13 @@ def test_stable_hash_is_fixed_across_processes():
         bytes.fromhex(__import__("hashlib").sha256("42\x1ftoy\x1fq-001".encode()).hexdigest()[:16]), "big")
 
 
+def test_sample_size_is_exact_for_decimal_ratios():
+    keys = [("d", "a", f"q-{index:03d}") for index in range(100)]
+
+    # 0.07 * 100 is 7.000000000000001 in floating point.
+    assert len(sample_failures(keys, 0.07, seed=0)) == 7
+
+
 def test_sample_is_reproducible_and_nested():
     keys = [("d", model, f"q-{index:03d}") for model in ("a", "b") for index in range(40)]
 
@@ -207,3 +214,27 @@ def test_plan_peer_is_reproducible_and_correct():
 def test_options_reject_bad_ratio():
     with pytest.raises(ValueError, match="sample_ratio"):
         DiagnosisOptions(sample_ratio=0)
+
+
+@settings(max_examples=50)
+@given(
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), st.integers(0, 30), min_size=1),
+    st.floats(0.01, 1.0),
+    st.floats(0.01, 1.0),
+    st.integers(0, 1000),
+)
+def test_sample_sizes_and_nesting(failures_per_model, first_ratio, second_ratio, seed):
+    import math
+    from fractions import Fraction
+
+    keys = [("d", model, f"q-{index:03d}") for model, count in failures_per_model.items() for index in range(count)]
+    low, high = sorted([first_ratio, second_ratio])
+
+    small = sample_failures(keys, low, seed)
+    large = sample_failures(keys, high, seed)
+
+    for model, count in failures_per_model.items():
+        chosen = [key for key in small if key[1] == model]
+        assert len(chosen) == math.ceil(Fraction(repr(low)) * count)
+    assert set(small) <= set(large)
+    assert len(set(small)) == len(small)

@@ -122,7 +122,8 @@ def sample_failures(keys: Iterable[FailureKey], ratio: float, seed: int) -> list
         if ratio >= 1:
             chosen.extend(sorted(members))
             continue
-        count = math.ceil(ratio * len(members))
+        # Rounded first, so that 0.07 x 100 (7.000000000000001 in floating point) samples 7, not 8.
+        count = math.ceil(round(ratio * len(members), 9))
         ranked = sorted(members, key=lambda key: (stable_hash(seed, key[0], key[2]), key[2]))
         chosen.extend(sorted(ranked[:count]))
     return chosen
