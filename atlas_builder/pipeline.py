@@ -54,8 +54,47 @@ def prepare(data_dir: Path, seconds: dict[str, float] | None = None) -> tuple[Re
     return results, diagnoses, taxonomy
 
 
+OUTPUT_MARKER = ".atlas-output"
+
+
+class UnsafeOutputError(Exception):
+    """Raised before a build when an output folder could destroy data that the build did not write."""
+
+
+def check_output_folders(data_dir: Path, **outputs: Path) -> None:
+    """Refuse output folders that overlap the data, each other or the working directory.
+
+    The site stage empties its output folders, so each must be new, empty, or
+    marked by an earlier build with an ``.atlas-output`` file. On success the
+    folders exist and carry that marker.
+    """
+    data = Path(data_dir).resolve()
+    if not data.is_dir():
+        raise UnsafeOutputError(f"data folder {data_dir} not found; pass --data with the folder that holds datasets/ and results/")
+    resolved = {name: Path(path).resolve() for name, path in outputs.items()}
+    cwd = Path.cwd().resolve()
+    for name, path in resolved.items():
+        given = outputs[name]
+        if path == data or path.is_relative_to(data) or data.is_relative_to(path):
+            raise UnsafeOutputError(f"--{name} {given} overlaps the data folder {data_dir}; choose a folder outside it")
+        if cwd.is_relative_to(path):
+            raise UnsafeOutputError(f"--{name} {given} contains the current directory; choose a subfolder such as 'site'")
+        for other_name, other in resolved.items():
+            if other_name != name and (path == other or path.is_relative_to(other)):
+                raise UnsafeOutputError(f"--{name} {given} overlaps --{other_name} {outputs[other_name]}; use separate folders")
+        if path.is_dir() and any(path.iterdir()) and not (path / OUTPUT_MARKER).exists():
+            raise UnsafeOutputError(
+                f"--{name} {given} is not empty and was not written by atlas build (no {OUTPUT_MARKER} file); "
+                "pass a new or empty folder, or delete this one first")
+    for path in resolved.values():
+        path.mkdir(parents=True, exist_ok=True)
+        (path / OUTPUT_MARKER).write_text("Written by atlas build; the next build replaces this folder's content.\n",
+                                          encoding="utf-8")
+
+
 def build(data_dir: Path, site_dir: Path, docs_dir: Path, *, release: Release | None = None) -> BuildReport:
     """Run the whole pipeline and build the HTML site into ``site_dir`` (pages name ``release``, default "dev")."""
+    check_output_folders(data_dir, out=site_dir, docs=docs_dir)
     seconds: dict[str, float] = {}
     results, diagnoses, taxonomy = prepare(data_dir, seconds)
     analysis = _timed(seconds, "analysis", lambda: analyse(results, diagnoses, taxonomy))

@@ -23,7 +23,7 @@ def command(data_dir: Path, site_dir: Path, docs_dir: Path) -> None:
     deterministic checks, and reports how many failures are still undiagnosed
     (run `atlas diagnose` to explain them).
     """
-    from atlas_builder.pipeline import build
+    from atlas_builder.pipeline import UnsafeOutputError, build
     from atlas_builder.results import InvalidResultsError
     from atlas_builder.site import MkDocsBuildError
     from atlas_builder.taxonomy import InvalidTaxonomyError
@@ -33,6 +33,8 @@ def command(data_dir: Path, site_dir: Path, docs_dir: Path) -> None:
         report = build(data_dir, site_dir, docs_dir)
     except (InvalidResultsError, InvalidTaxonomyError) as error:
         raise click.ClickException(f"{error}\nRun `atlas validate {data_dir}` for the full list.") from error
+    except UnsafeOutputError as error:
+        raise click.ClickException(str(error)) from error
     except MkDocsBuildError as error:
         raise click.ClickException(str(error)) from error
     results, diagnoses = report.results, report.diagnoses
