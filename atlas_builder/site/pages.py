@@ -301,10 +301,14 @@ class PageBuilder:
     # ---- families ------------------------------------------------------------------------
 
     def families(self) -> list[dict[str, Any]]:
-        """Return each model family with two or more models, members ordered by parameter count."""
+        """Return each model family with two or more models that have results, members ordered by parameter count.
+
+        Models with metadata but no results have no page and no comparison data, so they are left out
+        (``render_models`` logs them once).
+        """
         groups: dict[str, list] = {}
         for info in self.results.models.values():
-            if info.family:
+            if info.family and info.id in self.accuracy_by_model:
                 groups.setdefault(info.family, []).append(info)
         families = []
         for name, members in sorted(groups.items()):

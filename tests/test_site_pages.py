@@ -1,0 +1,50 @@
+"""Page contexts built from the made-up fixture atlas, without running MkDocs."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from atlas_builder.analysis import analyse
+from atlas_builder.results import load_results
+from atlas_builder.site.pages import PageBuilder, Release
+from atlas_builder.taxonomy.load import load_taxonomy
+
+FIXTURE = Path(__file__).parent / "fixtures" / "site"
+sys.path.insert(0, str(FIXTURE))
+from synthetic import fixture_diagnoses  # noqa: E402
+
+
+def builder_for(data_dir: Path) -> PageBuilder:
+    results = load_results(data_dir)
+    diagnoses = fixture_diagnoses(results)
+    taxonomy = load_taxonomy(data_dir)
+    analysis = analyse(results, diagnoses, taxonomy)
+    return PageBuilder(results, diagnoses, taxonomy, analysis, Release())
+
+
+@pytest.fixture(scope="module")
+def pages() -> PageBuilder:
+    return builder_for(FIXTURE / "data")
+
+
+@pytest.fixture(scope="module")
+def pages_with_resultless_model(tmp_path_factory) -> PageBuilder:
+    data = tmp_path_factory.mktemp("data") / "data"
+    shutil.copytree(FIXTURE / "data", data)
+    (data / "models" / "llama-3-test.yaml").write_text("id: llama-3-test\nname: X\nfamily: llama-3\n", encoding="utf-8")
+    return builder_for(data)
+
+
+def test_family_skips_model_without_results(pages_with_resultless_model):
+    families = pages_with_resultless_model.families()
+    llama = [family for family in families if family["id"] == "llama-3"]
+    assert len(llama) == 1
+    member_ids = [info.id for info in llama[0]["members"]]
+    assert "llama-3-test" not in member_ids
+    assert member_ids == ["llama-3-8b", "llama-3-70b"]
+    context = pages_with_resultless_model.family(llama[0])
+    assert len(context["pairs"]) == 1
