@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -50,4 +51,9 @@ def diagnoses_command(data_dir: Path, include_all: bool) -> None:
             "evidence": [{"field": span.field, "start": span.start, "end": span.end, "text": span.text} for span in item.evidence],
             "prompt_version": item.prompt_version,
         }
-        click.echo(json.dumps(record, ensure_ascii=False))
+        try:
+            click.echo(json.dumps(record, ensure_ascii=False))
+        except BrokenPipeError:
+            # The reader stopped early (as `| head` does): that is not an error of the export.
+            sys.stdout = None
+            return
