@@ -54,8 +54,13 @@ class Run:
 
 
 def measure(label: str, command: list[str], *, cwd: Path, log_path: Path) -> Run:
-    """Run ``command``, polling the RSS of its process tree; its output goes to ``log_path``."""
-    env = dict(os.environ, LITELLM_OFFLINE_MODE="true", NO_MKDOCS_2_WARNING="1", PYTHONUNBUFFERED="1")
+    """Run ``command``, polling the RSS of its process tree; its output goes to ``log_path``.
+
+    The parsed-result cache goes to ``<cwd>/.atlas-cache/results`` whatever ``ATLAS_CACHE_DIR``
+    says outside, so that the first build in a fresh work folder is cold.
+    """
+    env = dict(os.environ, LITELLM_OFFLINE_MODE="true", NO_MKDOCS_2_WARNING="1", PYTHONUNBUFFERED="1",
+               ATLAS_CACHE_DIR=str(cwd / ".atlas-cache" / "results"))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         start = time.perf_counter()
@@ -323,47 +328,17 @@ def print_summary(figures: dict[str, Any], runs: list[Run]) -> None:
             print(f"  {seconds:8.2f} s  {name}")
 
 
-LOADER_MODES = ("load_results", "cache-cold", "cache-warm")
-
-
-def load_with_cache(data_dir: Path, cache_dir: Path | None) -> Any:
-    """Load ``data_dir`` as ``load_results`` does, but through ``read_result_frame`` (what the cache hook would do)."""
-    import pandas as pd
-
-    from atlas_builder.records import RESULT_COLUMNS
-    from atlas_builder.results.cache import ResultCache, read_result_frame
-    from atlas_builder.results.load import load_metadata, result_paths, score_ranges
-
-    datasets, _, problems = load_metadata(data_dir)
-    ranges = score_ranges(data_dir)
-    cache = ResultCache(cache_dir) if cache_dir is not None else None
-    frames = []
-    for path in result_paths(data_dir):
-        dataset = path.parent.name
-        frame, found, _ = read_result_frame(path, datasets[dataset], cache, score_range=ranges.get(dataset))
-        problems.extend(found)
-        if frame is None:
-            continue
-        frame.insert(0, "model", path.stem)
-        frame.insert(0, "dataset", dataset)
-        frames.append(frame)
-    if problems:
-        raise SystemExit(f"{len(problems)} problems in {data_dir}, first: {problems[0]}")
-    rows = pd.concat(frames, ignore_index=True)[list(RESULT_COLUMNS)]
-    if cache is not None:
-        print(f"cache hits {cache.hits}, misses {cache.misses}", file=sys.stderr)
-    return rows
+#: ``load_results`` without the parquet cache, then with an empty cache, then with the cache it filled.
+LOADER_MODES = ("no-cache", "cache-cold", "cache-warm")
 
 
 def loader_child(mode: str, data_dir: str, cache_dir: str) -> None:
     """Load the data one way and print the row count and timing (run in a child process by ``--loader``)."""
-    start = time.perf_counter()
-    if mode == "load_results":
-        from atlas_builder.results import load_results
+    os.environ["ATLAS_CACHE_DIR"] = cache_dir
+    from atlas_builder.results import load_results
 
-        rows = load_results(Path(data_dir)).rows
-    else:
-        rows = load_with_cache(Path(data_dir), Path(cache_dir))
+    start = time.perf_counter()
+    rows = load_results(Path(data_dir), use_cache=mode != "no-cache").rows
     print(f"step {mode}: done in {time.perf_counter() - start:.2f} s")
     print(f"rows {len(rows)}, frame {rows.memory_usage(deep=True).sum() / 2**20:.0f} MB (deep)")
 
@@ -396,7 +371,7 @@ def run_loader_benchmark(args: argparse.Namespace) -> int:
     figures["cache_bytes"] = cache_bytes
     print(f"cache size: {cache_bytes / 1e9:.2f} GB")
     if args.profile:
-        code = f"from bench.build import loader_child; loader_child('load_results', {str(data_dir)!r}, '')"
+        code = f"from bench.build import loader_child; loader_child('no-cache', {str(data_dir)!r}, 'off')"
         subprocess.run([sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(work / "load-profile.txt"),
                         "-c", code], cwd=gen.REPO_ROOT, check=False)
         print(f"profile of load_results written to {work / 'load-profile.txt'}")

@@ -109,18 +109,19 @@ class ResultCache:
         except (OSError, pa.ArrowException) as error:
             logger.warning("ignoring unreadable result cache entry %s (%s); it will be rewritten", path, error)
             return None
-        columns = {name: table.column(name).to_pylist() for name in ("instance_id", "input", "output", "line")}
+        # ``output`` goes straight from Arrow into a pandas str column. Going through Python
+        # str objects would allocate the largest column twice and leave the heap fragmented.
         frame = pd.DataFrame({
-            "instance_id": columns["instance_id"],
-            "input": _object_series([self._strings.setdefault(text, text) for text in columns["input"]]),
+            "instance_id": table.column("instance_id").to_pandas(),
+            "input": _object_series([self._strings.setdefault(text, text) for text in table.column("input").to_pylist()]),
             "messages": _object_series([None if text is None else self._shared_messages(text)
                                         for text in table.column("messages").to_pylist()]),
-            "output": columns["output"],
+            "output": table.column("output").to_pandas(),
             "score": table.column("score").to_numpy(),
             "reference": [self._shared_reference(tuple(items)) for items in table.column("reference").to_pylist()],
             "correct": table.column("correct").to_numpy(zero_copy_only=False),
             "metadata": [json.loads(text) for text in table.column("metadata").to_pylist()],
-            "line": columns["line"],
+            "line": table.column("line").to_pandas(),
         }, columns=list(FRAME_COLUMNS))
         return frame
 
