@@ -84,7 +84,8 @@ def _dry_run(plan: Any, pending: list[Any], store: Any, judge: str, price: tuple
 @click.option("--include-explained", is_flag=True,
               help="Also diagnose failures that a deterministic check explains fully.")
 @click.option("--retry-failed", is_flag=True,
-              help="Send again requests stored as failed because of the answer (transient failures are always retried).")
+              help="Send again requests stored as failed because of an invalid answer or a rejected request "
+                   "(requests that failed on rate limits, timeouts or server errors are always sent again).")
 @click.option("--dataset", "datasets", multiple=True, metavar="ID",
               help="Diagnose only this dataset id (repeat for several).")
 @click.option("--model", "models", multiple=True, metavar="ID",
