@@ -103,7 +103,11 @@ def test_browser_lists_failures_with_evidence(page, site_url):
     assert page.locator("article.atlas-failure .atlas-primary").count() >= 1
     criteria = page.locator("article.atlas-failure .atlas-diagnosis table").first.inner_text()
     assert "States the right sum" in criteria
-    assert "First error: the final addition" in page.locator("#atlas-browser").inner_text()
+    first_error = page.locator("article.atlas-failure .atlas-first-error").first.inner_text()
+    assert "[object Object]" not in page.locator("#atlas-browser").inner_text()
+    assert "First error: criterion 1 (States the right sum)" in first_error
+    assert 'The final addition is wrong <img src=x onerror="window.__pwned=9">.' in first_error
+    assert page.evaluate("typeof window.__pwned") == "undefined"
 
 
 def test_browser_paginates(page, site_url):

@@ -54,6 +54,21 @@
     return box;
   }
 
+  /* details.first_error of a judge diagnosis: {criterion (1-based), criterion_text, evidence, explanation, span}. */
+  function firstErrorBlock(first) {
+    if (typeof first !== "object" || first === null) {
+      return el("p", { "class": "atlas-first-error", text: "First error: " + String(first) });
+    }
+    var box = el("div", { "class": "atlas-first-error" });
+    var heading = "First error";
+    if (first.criterion !== null && first.criterion !== undefined) { heading += ": criterion " + first.criterion; }
+    if (first.criterion_text) { heading += " (" + first.criterion_text + ")"; }
+    box.appendChild(el("p", {}, [el("strong", { text: heading })]));
+    if (first.explanation) { box.appendChild(el("p", { text: first.explanation })); }
+    if (first.evidence) { box.appendChild(el("p", {}, [document.createTextNode("Evidence: "), el("q", { text: first.evidence })])); }
+    return box;
+  }
+
   function diagnosisBlock(item, meta) {
     var category = item.category ? (meta.categoryName[item.category] || item.category) : "no category";
     var box = el("div", { "class": "atlas-diagnosis" + (item.primary ? " atlas-primary" : "") }, [
@@ -75,7 +90,7 @@
       table.appendChild(body);
       box.appendChild(table);
     }
-    if (details.first_error) { box.appendChild(el("p", { text: "First error: " + details.first_error })); }
+    if (details.first_error) { box.appendChild(firstErrorBlock(details.first_error)); }
     if (details.reference_flag) { box.appendChild(el("p", { text: "The judge flagged the reference answer as possibly wrong." })); }
     return box;
   }
