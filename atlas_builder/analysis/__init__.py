@@ -30,14 +30,20 @@ logger = logging.getLogger(__name__)
 
 FALLBACK_CATEGORY = "other"
 
+#: Label of failures whose primary diagnosis has no category yet (a judge answer whose title the
+#: taxonomy stage has not classified). They are neither undiagnosed nor in the Other category.
+UNCLASSIFIED_LABEL = "not yet classified"
+
 
 @dataclass
 class Analysis:
     """Every aggregate the site shows.
 
     ``failures`` has one row per failure: dataset, model, instance_id,
-    category (assigned id, None when undiagnosed), group (the signature
-    category it counts towards), diagnoser and kind of the primary diagnosis.
+    category (assigned id, None when undiagnosed or not yet classified), group
+    (the signature category it counts towards), diagnoser and kind of the
+    primary diagnosis. A row with a diagnoser but no category is not yet
+    classified (``UNCLASSIFIED_LABEL``) and no signature counts it.
     """
 
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -58,10 +64,13 @@ def failure_table(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy) ->
     failed = results.failures()[["dataset", "model", "instance_id"]].reset_index(drop=True)
     primary = diagnoses.primary
     unknown: Counter[str] = Counter()
+    unclassified = 0
     records = []
     for key, item in primary.items():
         category = item.category
-        if category not in taxonomy.categories:
+        if category is None:
+            unclassified += 1
+        elif category not in taxonomy.categories:
             unknown[str(category)] += 1
             category = FALLBACK_CATEGORY if FALLBACK_CATEGORY in taxonomy.categories else None
         records.append((*key, category, item.diagnoser, item.kind))
@@ -69,6 +78,9 @@ def failure_table(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy) ->
         logger.warning("%d diagnoses have no category of taxonomy v%s (%s); counted as %r",
                        sum(unknown.values()), taxonomy.version, ", ".join(f"{name}: {n}" for name, n in unknown.most_common(5)),
                        FALLBACK_CATEGORY)
+    if unclassified:
+        logger.warning("%d diagnoses have no category yet; shown as %r and left out of signatures "
+                       "(run the taxonomy stage to classify them)", unclassified, UNCLASSIFIED_LABEL)
     diagnosed = pd.DataFrame.from_records(records, columns=["dataset", "model", "instance_id", "category", "diagnoser", "kind"])
     table = failed.merge(diagnosed, on=["dataset", "model", "instance_id"], how="left")
     table["group"] = table["category"].map(signature_groups(taxonomy))
@@ -132,6 +144,7 @@ def analyse(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, *, data_
         "failures": int(len(failures)),
         "diagnosed": int(failures["category"].notna().sum()),
         "undiagnosed": len(diagnoses.undiagnosed),
+        "unclassified": int((failures["category"].isna() & failures["diagnoser"].notna()).sum()),
         "by_diagnoser": {str(name): int(n) for name, n in by_diagnoser.items()},
         "by_kind": {str(name): int(n) for name, n in failures["kind"].value_counts().sort_index().items()},
         "findings_by_diagnoser": dict(sorted(findings.items())),
@@ -156,4 +169,4 @@ def load_stability(data_dir: Path) -> Any:
         return None
 
 
-__all__ = ["Analysis", "Comparison", "analyse"]
+__all__ = ["UNCLASSIFIED_LABEL", "Analysis", "Comparison", "analyse"]

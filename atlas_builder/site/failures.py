@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from atlas_builder.analysis import Analysis
+from atlas_builder.analysis import UNCLASSIFIED_LABEL, Analysis
 from atlas_builder.records import DatasetInfo, Diagnoses, Diagnosis, Publishing, Results, Taxonomy
 from atlas_builder.site.escape import clean
 
@@ -29,6 +29,8 @@ SHARD_SIZE = 50
 #: Maximum characters of an input or output that the browser shows; the result files keep longer texts whole.
 MAX_TEXT_CHARS = 6000
 DATA_FOLDER = "failures/data"
+#: Category code in the browser indexes of a failure whose diagnosis has no category yet.
+UNCLASSIFIED_CODE = -2
 
 
 def publish(text: Any, rule: Publishing) -> tuple[str | None, bool]:
@@ -143,7 +145,9 @@ def write_browser_data(tree, results: Results, diagnoses: Diagnoses, taxonomy: T
     codes = {
         "d": table["dataset"].map({name: i for i, name in enumerate(datasets)}).to_numpy(),
         "m": table["model"].map({name: i for i, name in enumerate(models)}).to_numpy(),
-        "c": table["category"].map({name: i for i, name in enumerate(categories)}).fillna(-1).astype(int).to_numpy(),
+        # -1: not diagnosed; UNCLASSIFIED_CODE: diagnosed, but the diagnosis has no category yet.
+        "c": np.where(table["category"].isna() & table["diagnoser"].notna(), UNCLASSIFIED_CODE,
+                      table["category"].map({name: i for i, name in enumerate(categories)}).fillna(-1)).astype(int),
         "g": table["diagnoser"].map({name: i for i, name in enumerate(diagnosers)}).fillna(-1).astype(int).to_numpy(),
     }
 
@@ -178,6 +182,7 @@ def write_browser_data(tree, results: Results, diagnoses: Diagnoses, taxonomy: T
         "categories": [{"id": name, "name": clean(taxonomy.categories[name].name),
                         "within": sorted(descendants(taxonomy, name))} for name in categories],
         "diagnosers": [clean(name) for name in diagnosers],
+        "unclassified_code": UNCLASSIFIED_CODE, "unclassified_label": UNCLASSIFIED_LABEL,
         "shard_size": SHARD_SIZE,
     }
     tree.write(f"{DATA_FOLDER}/meta.json", json.dumps(meta, ensure_ascii=False, separators=(",", ":")))

@@ -70,7 +70,7 @@
   }
 
   function diagnosisBlock(item, meta) {
-    var category = item.category ? (meta.categoryName[item.category] || item.category) : "no category";
+    var category = item.category ? (meta.categoryName[item.category] || item.category) : meta.unclassified_label;
     var box = el("div", { "class": "atlas-diagnosis" + (item.primary ? " atlas-primary" : "") }, [
       el("p", {}, [
         el("strong", { text: item.title }), document.createTextNode(" — " + category + " "),
@@ -144,7 +144,7 @@
       var controls = el("form", { "class": "atlas-controls" });
       controls.appendChild(select("model", "Model", [["", "any model"]].concat(meta.models.map(function (m) { return [m.id, m.name]; })), q.get("model") || ""));
       controls.appendChild(select("dataset", "Dataset", [["", "any dataset"]].concat(meta.datasets.map(function (d) { return [d.id, d.name]; })), q.get("dataset") || ""));
-      controls.appendChild(select("category", "Category", [["", "any category"], ["none", "not diagnosed"]].concat(meta.categories.map(function (c) { return [c.id, c.name]; })), q.get("category") || ""));
+      controls.appendChild(select("category", "Category", [["", "any category"], ["none", "not diagnosed"], ["unclassified", meta.unclassified_label]].concat(meta.categories.map(function (c) { return [c.id, c.name]; })), q.get("category") || ""));
       controls.appendChild(select("diagnoser", "Diagnoser", [["", "any diagnoser"], ["none", "none"]].concat(meta.diagnosers.map(function (g) { return [g, g]; })), q.get("diagnoser") || ""));
       controls.addEventListener("change", function () {
         var next = new URLSearchParams();
@@ -152,7 +152,7 @@
         window.location.search = next.toString();
       });
       root.insertBefore(controls, status);
-      if (!scope || (scope === "category" && q.get("category") === "none" && !q.get("model") && !q.get("dataset"))) {
+      if (!scope || (scope === "category" && (q.get("category") === "none" || q.get("category") === "unclassified") && !q.get("model") && !q.get("dataset"))) {
         status.textContent = "Choose a model, a dataset or a category to list its failures.";
         return;
       }
@@ -170,7 +170,7 @@
     meta.diagnosers.forEach(function (g, i) { diagIndex[g] = i; });
     var within = null;
     var category = q.get("category");
-    if (category && category !== "none") {
+    if (category && category !== "none" && category !== "unclassified") {
       within = {};
       meta.categories.forEach(function (c, i) { if (c.id === category) { c.within.forEach(function (id) { within[id] = true; }); } });
     }
@@ -180,7 +180,8 @@
       if (q.get("model") && e.m !== modelIndex[q.get("model")]) { continue; }
       if (q.get("dataset") && e.d !== datasetIndex[q.get("dataset")]) { continue; }
       if (category === "none" && e.c !== -1) { continue; }
-      if (within && (e.c === -1 || !within[meta.categories[e.c].id])) { continue; }
+      if (category === "unclassified" && e.c !== meta.unclassified_code) { continue; }
+      if (within && (e.c < 0 || !within[meta.categories[e.c].id])) { continue; }
       if (q.get("diagnoser") === "none" && e.g !== -1) { continue; }
       if (q.get("diagnoser") && q.get("diagnoser") !== "none" && e.g !== diagIndex[q.get("diagnoser")]) { continue; }
       if (q.get("id") && e.i !== q.get("id")) { continue; }
