@@ -69,3 +69,29 @@ def test_existing_release_rejected(releases):
 def test_invalid_release_name_rejected(tmp_path, name):
     with pytest.raises(ReleaseError):
         check_name(name, tmp_path)
+
+
+@pytest.mark.parametrize("date", ["2024-13-45", "2024-02-30", "24-05-01", "2024-5-1", "yesterday", "2024-05-01T00:00"])
+def test_invalid_release_date_rejected(tmp_path, date):
+    result = CliRunner().invoke(cli, ["release", "2030.1", "--data", str(FIXTURE_DATA), "--out", str(tmp_path),
+                                      "--date", date, "--site-url", "https://atlas.example.org"])
+    assert result.exit_code == 2, result.output
+    assert "--date" in result.output
+    assert repr(date) in result.output
+    assert not (tmp_path / "2030.1").exists()
+
+
+def test_missing_site_url_warns(tmp_path, monkeypatch):
+    import atlas_builder.site.release as release_module
+
+    def stop(*args, **kwargs):
+        raise ReleaseError("stopped by the test")
+
+    monkeypatch.setattr(release_module, "make_release", stop)
+    # The CLI logs to stderr through its own handler, so the warning is in the captured stderr.
+    result = CliRunner().invoke(cli, ["release", "2030.1", "--data", str(FIXTURE_DATA), "--out", str(tmp_path),
+                                      "--date", "2024-02-29"])
+    assert result.exit_code == 1, result.output
+    assert "stopped by the test" in result.stderr
+    assert "no --site-url" in result.stderr
+    assert "relative" in result.stderr

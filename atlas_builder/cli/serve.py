@@ -27,7 +27,13 @@ def command(site_dir: Path, port: int) -> None:
     if not (site_dir / "index.html").is_file():
         raise click.ClickException(f"no built site in {site_dir} (index.html not found); run `atlas build --out {site_dir}` first")
     handler = functools.partial(_Handler, directory=str(site_dir))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot listen on 127.0.0.1:{port} ({error.strerror or error}); the port is probably in use. "
+            "Pass another port with --port, or --port 0 to pick a free one") from error
+    with server:
         click.echo(f"Serving {site_dir} at http://127.0.0.1:{server.server_port}/ (Ctrl-C stops)")
         try:
             server.serve_forever()
