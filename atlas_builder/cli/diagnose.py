@@ -151,6 +151,13 @@ def command(
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise click.BadParameter(f"environment variable {api_key_env} is not set or empty", param_hint="--api-key-env")
+    else:
+        missing = missing_credentials(judge, api_base)
+        if missing:
+            # litellm reports a missing key as an HTTP 500 on every request, which would be retried as transient.
+            raise click.ClickException(
+                f"no credentials for judge {judge!r}: set {' and '.join(missing)}, or pass --api-key-env NAME; "
+                "a local server that checks no key accepts any value, for example OPENAI_API_KEY=none")
     try:
         store.lock()
         client = JudgeClient(
@@ -175,3 +182,13 @@ def command(
     if summary.failed:
         click.echo(f"{summary.failed} requests are stored as judge failures with their reason in {store.root}; "
                    "transient ones are retried on the next run, the others with --retry-failed")
+    if summary.failed and not summary.answered:
+        raise click.ClickException("every request failed; read the warnings above for the reason")
+
+
+def missing_credentials(judge: str, api_base: str | None) -> list[str]:
+    """Return the environment variables litellm needs for ``judge`` and does not find (an API base given counts)."""
+    import litellm
+
+    missing = litellm.validate_environment(model=judge, api_base=api_base).get("missing_keys") or []
+    return [name for name in missing if not (api_base and name.endswith("_API_BASE"))]
