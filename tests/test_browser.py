@@ -170,6 +170,11 @@ def test_model_name_rendered_literally(page, site_url):
     assert "<script>" in heading
     assert "{{ 7*7 }}" in heading
     assert page.locator("article img[onerror]").count() == 0
+    name = ('<script>window.__pwned = 1</script> <img src=x onerror="window.__pwned=2"> '
+            '[click](javascript:window.__pwned=3) {{ 7*7 }} {% raw %}x{% endraw %} ../../etc/passwd')
+    assert page.title() == name + " - ErrorAtlas"
+    assert page.locator(".md-header__topic[data-md-component=header-topic]").inner_text().strip() == name
+    assert page.evaluate("typeof window.__pwned") == "undefined"
 
 
 def test_compare_two_models(page, site_url):

@@ -38,3 +38,14 @@ def test_redrawn_when_file_missing(tmp_path: Path):
     render_charts([spec("a.svg")], OutputTree(tmp_path), "charts", workers=1)
     (tmp_path / "charts" / "a.svg").unlink()
     assert render_charts([spec("a.svg")], OutputTree(tmp_path), "charts", workers=1)["drawn"] == 1
+
+
+def test_chart_text_drawn_literally():
+    name = "Evil <script>x</script> $\\alpha$ {{ 7*7 }} {% raw %} 50% & co"
+    svg = draw(ChartSpec(name="literal.svg", title=f"Accuracy on {name}", xlabel="share $x$",
+                         labels=["$\\beta$ model", "<b>bold</b>"], values=[0.5, 0.25])).decode("utf-8")
+    assert "Evil &lt;script&gt;x&lt;/script&gt; $\\alpha$ {{ 7*7 }} {% raw %} 50% &amp; co" in svg
+    assert "share $x$" in svg
+    assert "$\\beta$ model" in svg
+    assert "&lt;b&gt;bold&lt;/b&gt;" in svg
+    assert "<script>" not in svg

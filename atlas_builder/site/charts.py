@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 logger = logging.getLogger(__name__)
 
 #: Bump when the drawing code changes, so every chart is redrawn once.
-CHART_STYLE_VERSION = "2"
+CHART_STYLE_VERSION = "3"
 MANIFEST_NAME = ".chart-hashes.json"
 PARALLEL_THRESHOLD = 8
 
@@ -60,6 +60,8 @@ def draw(spec: ChartSpec) -> bytes:
     matplotlib.rcParams["svg.hashsalt"] = "erroratlas"
     matplotlib.rcParams["svg.fonttype"] = "none"
     matplotlib.rcParams["font.size"] = 9
+    # Labels are names from data files: draw them literally, never as TeX or mathtext ("$x$").
+    matplotlib.rcParams["text.usetex"] = False
     count = max(len(spec.labels), 1)
     figure, axes = plt.subplots(figsize=(6.4, 0.9 + 0.28 * count))
     positions = list(range(count))[::-1]
@@ -74,9 +76,9 @@ def draw(spec: ChartSpec) -> bytes:
         axes.scatter(_finite(spec.reference), positions, marker="D", color="#d9822b", s=18, zorder=3,
                      label=spec.reference_label or "reference")
     axes.set_yticks(positions)
-    axes.set_yticklabels([label[:40] for label in spec.labels])
-    axes.set_xlabel(spec.xlabel)
-    axes.set_title(spec.title[:80], fontsize=10)
+    axes.set_yticklabels([label[:40] for label in spec.labels], parse_math=False)
+    axes.set_xlabel(spec.xlabel, parse_math=False)
+    axes.set_title(spec.title[:80], fontsize=10, parse_math=False)
     if spec.percent:
         axes.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         top = max([*values, *_finite(spec.upper), *_finite(spec.reference), 0.01])

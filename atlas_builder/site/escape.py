@@ -58,6 +58,16 @@ def safe_title(value: Any) -> str:
     return _TITLE_UNSAFE.sub("", text).strip()[:120] or "untitled"
 
 
+def html_title(value: Any) -> str:
+    """Return ``value`` on one line with HTML specials escaped, for a page title in front matter.
+
+    MkDocs puts the front-matter title into ``<title>``, the header and the nav without
+    escaping it, so the escaped text shows every character of the name literally.
+    """
+    text = " ".join(clean(value).split())
+    return str(escape(text)).replace("{", "&#123;").replace("}", "&#125;") or "untitled"
+
+
 def bibtex_text(value: Any) -> str:
     """Return ``value`` with BibTeX specials escaped, for a field in braces."""
     text = clean(value).replace("\n", " ")

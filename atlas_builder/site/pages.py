@@ -25,7 +25,7 @@ from atlas_builder.analysis.profiles import pick_examples
 from atlas_builder.ids import slug_problem, slugify
 from atlas_builder.records import Diagnoses, Results, Source, Taxonomy
 from atlas_builder.site.charts import ChartSpec
-from atlas_builder.site.escape import bibtex_text, clean, safe_title
+from atlas_builder.site.escape import bibtex_text, clean, html_title, safe_title
 from atlas_builder.site.failures import descendants, publish
 
 SIGNIFICANCE = 0.05
@@ -48,9 +48,9 @@ class Release:
 
 def front_matter(title: str, *, search: bool = True, description: str | None = None) -> Markup:
     """Return YAML front matter with a title stripped of markup characters."""
-    obj: dict[str, Any] = {"title": safe_title(title)}
+    obj: dict[str, Any] = {"title": html_title(title)}
     if description:
-        obj["description"] = safe_title(description)
+        obj["description"] = html_title(description)
     if not search:
         obj["search"] = {"exclude": True}
     return Markup("---\n" + yaml.safe_dump(obj, sort_keys=False, allow_unicode=True) + "---")
@@ -153,7 +153,7 @@ class PageBuilder:
                    for other, similarity in self.analysis.nearest.get(model_id, [])]
         chart = f"model-{model_id}.svg"
         spec = ChartSpec(
-            name=chart, title=f"Failure signature: {safe_title(info.name)}", xlabel="share of diagnosed failures",
+            name=chart, title=f"Failure signature: {clean(info.name)}", xlabel="share of diagnosed failures",
             labels=[row["name"] for row in sig_rows], values=[row["share"] for row in sig_rows],
             lower=[row["share_lo"] for row in sig_rows], upper=[row["share_hi"] for row in sig_rows],
             reference=[row["pop_share"] for row in sig_rows], reference_label="other models, same datasets", value_label="this model",
@@ -205,11 +205,11 @@ class PageBuilder:
             suspects.append({"instance_id": instance_id, "summary": clean(evidence.get("summary", "")), "reference": shown})
         totals = self._totals(accuracy)
         accuracy_chart, mix_chart = f"dataset-{dataset_id}-accuracy.svg", f"dataset-{dataset_id}-mix.svg"
-        specs = [ChartSpec(name=accuracy_chart, title=f"Accuracy on {safe_title(info.name)}", xlabel="accuracy",
-                           labels=[safe_title(r["name"]) for r in acc_rows], values=[r["accuracy"] for r in acc_rows], value_label="accuracy",
+        specs = [ChartSpec(name=accuracy_chart, title=f"Accuracy on {clean(info.name)}", xlabel="accuracy",
+                           labels=[clean(r["name"]) for r in acc_rows], values=[r["accuracy"] for r in acc_rows], value_label="accuracy",
                            lower=[r["accuracy_lo"] for r in acc_rows], upper=[r["accuracy_hi"] for r in acc_rows])]
         if totals["diagnosed"]:
-            specs.append(ChartSpec(name=mix_chart, title=f"Category mix of {safe_title(info.name)}", xlabel="share of diagnosed failures",
+            specs.append(ChartSpec(name=mix_chart, title=f"Category mix of {clean(info.name)}", xlabel="share of diagnosed failures",
                                    labels=[r["name"] for r in mix_rows], values=[r["share"] for r in mix_rows],
                                    lower=[r["share_lo"] for r in mix_rows], upper=[r["share_hi"] for r in mix_rows],
                                    reference=[r["atlas_share"] for r in mix_rows], reference_label="atlas average",
@@ -258,7 +258,7 @@ class PageBuilder:
         chart = f"category-{category_id}.svg"
         top_rows = model_rows[:30]
         specs = [ChartSpec(name=chart, title=f"{category.name}: failures by model", xlabel="diagnosed failures in this category",
-                           labels=[safe_title(r["name"]) for r in top_rows], values=[r["k"] for r in top_rows], percent=False,
+                           labels=[clean(r["name"]) for r in top_rows], values=[r["k"] for r in top_rows], percent=False,
                            value_label="failures")] if model_rows else []
         title = f"Error category {category.name}"
         context = {
