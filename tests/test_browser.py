@@ -177,6 +177,35 @@ def test_model_name_rendered_literally(page, site_url):
     assert page.evaluate("typeof window.__pwned") == "undefined"
 
 
+def test_compare_table_formatting(page, site_url):
+    page.goto(site_url + "models/compare/?a=llama-3-8b&b=llama-3-70b")
+    page.wait_for_selector(".atlas-compare-result table tbody tr")
+    table = page.locator(".atlas-compare-result table")
+    assert table.get_attribute("class") == "atlas-table"
+    padding = page.evaluate("getComputedStyle(document.querySelector('.atlas-compare-result td')).paddingLeft")
+    assert padding not in ("0px", "")
+    cells = page.locator(".atlas-compare-result tbody tr").evaluate_all(
+        "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))")
+    differences = [row[3] for row in cells]
+    p_values = [row[4] for row in cells]
+    assert all("e-" not in p for p in p_values), p_values
+    assert all(p == "–" or p == "<\u00a00.001" or len(p.split(".")[1]) == 3 for p in p_values), p_values
+    for difference in differences:
+        number = float(difference.replace("\u2212", "-").replace("\u00a0pts", ""))
+        if number > 0:
+            assert difference.startswith("+"), difference
+    assert any(difference.startswith("+") or difference.startswith("\u2212") for difference in differences)
+
+
+def test_compare_unknown_model_says_so(page, site_url):
+    page.goto(site_url + "models/compare/?a=nonexistent&b=llama-3-70b")
+    page.wait_for_selector(".atlas-compare-error")
+    message = page.locator(".atlas-compare-error").inner_text()
+    assert "nonexistent" in message
+    assert "not in this atlas" in message
+    assert page.locator(".atlas-compare-result table").count() == 0
+
+
 def test_compare_two_models(page, site_url):
     page.goto(site_url + "models/compare/")
     page.wait_for_selector("#atlas-compare select[name=a]")

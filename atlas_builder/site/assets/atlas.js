@@ -23,7 +23,20 @@
 
   function pct(value, digits) {
     if (value === null || value === undefined || isNaN(value)) { return "–"; }
-    return (value * 100).toFixed(digits === undefined ? 1 : digits) + " %";
+    return (value * 100).toFixed(digits === undefined ? 1 : digits) + "\u00a0%";
+  }
+
+  /* Adjusted p-value as text: "< 0.001" below 0.001, otherwise three decimals. */
+  function pValue(p) {
+    if (p === null || p === undefined || isNaN(p)) { return "–"; }
+    return p < 0.001 ? "<\u00a00.001" : p.toFixed(3);
+  }
+
+  /* Difference of two rates in percentage points, with an explicit sign. */
+  function points(difference) {
+    var text = (difference * 100).toFixed(1);
+    if (text === "-0.0") { text = "0.0"; }
+    return (difference > 0 && text !== "0.0" ? "+" : "") + text.replace("-", "\u2212") + "\u00a0pts";
   }
 
   /* ---- failure browser ------------------------------------------------------------------ */
@@ -235,6 +248,7 @@
       var names = {};
       meta.models.forEach(function (m) { names[m.id] = m.name; });
       var options = meta.models.map(function (m) { return [m.id, m.name]; });
+      var unknown = ["a", "b"].filter(function (key) { return q.get(key) && names[q.get(key)] === undefined; });
       var a = names[q.get("a")] !== undefined ? q.get("a") : (meta.models[0] || {}).id;
       var b = names[q.get("b")] !== undefined ? q.get("b") : (meta.models[1] || meta.models[0] || {}).id;
       var form = el("form", { "class": "atlas-controls" }, [select("a", "Model A", options, a), select("b", "Model B", options, b)]);
@@ -253,27 +267,36 @@
           if (request !== latest) { return; }  // a newer choice replaced this one
           var pair = pairs[right];
           if (!pair) { result.appendChild(el("p", { text: names[left] + " and " + names[right] + " share no instance, so they cannot be compared." })); return; }
-          result.appendChild(el("p", { "class": "atlas-shared", text: pair.n + " shared instances." }));
-          // No class on the table: Material styles only tables without one.
-          var table = el("table");
-          table.appendChild(el("thead", {}, [el("tr", {}, ["Category", names[left], names[right], "Difference", "Adjusted p", ""].map(function (h) { return el("th", { text: h }); }))]));
+          result.appendChild(el("p", { "class": "atlas-shared", text: pair.n.toLocaleString("en") + " shared instances." }));
+          var table = el("table", { "class": "atlas-table" });
+          table.appendChild(el("thead", {}, [el("tr", {}, ["Category", names[left], names[right], "Difference", "Adjusted p", ""].map(function (h, i) {
+            return el("th", i >= 1 && i <= 4 ? { "class": "atlas-number", text: h } : { text: h });
+          }))]));
           var body = el("tbody");
           meta.categories.forEach(function (c, i) {
             var ra = pair.a[i] / pair.n, rb = pair.b[i] / pair.n, p = pair.p[i];
             var significant = p !== null && p < meta.alpha;
-            var row = el("tr", { "class": significant ? "atlas-significant" : "" }, [
-              el("td", { text: c.name }), el("td", { text: pair.a[i] + " (" + pct(ra) + ")" }), el("td", { text: pair.b[i] + " (" + pct(rb) + ")" }),
-              el("td", { text: ((ra - rb) * 100).toFixed(1) + " pts" }), el("td", { text: p === null ? "–" : p.toPrecision(3) }),
+            var row = el("tr", significant ? { "class": "atlas-significant" } : {}, [
+              el("td", { text: c.name }), el("td", { "class": "atlas-number", text: pair.a[i].toLocaleString("en") + " (" + pct(ra) + ")" }),
+              el("td", { "class": "atlas-number", text: pair.b[i].toLocaleString("en") + " (" + pct(rb) + ")" }),
+              el("td", { "class": "atlas-number", text: points(ra - rb) }), el("td", { "class": "atlas-number", text: pValue(p) }),
               el("td", { text: significant ? (ra > rb ? names[left] : names[right]) + " fails more" : "" })
             ]);
             row.setAttribute("data-category", c.id);
             body.appendChild(row);
           });
           table.appendChild(body);
-          result.appendChild(table);
+          result.appendChild(el("div", { "class": "atlas-table-wrap" }, [table]));
         }).catch(function (error) { result.appendChild(el("p", { text: "Could not load the comparison: " + error.message })); });
       }
       form.addEventListener("change", show);
+      if (unknown.length) {
+        // The link named a model this atlas does not have: say so instead of silently comparing others.
+        result.appendChild(el("p", { "class": "atlas-compare-error", text: unknown.map(function (key) {
+          return "Model " + key.toUpperCase() + " \u201c" + q.get(key) + "\u201d is not in this atlas.";
+        }).join(" ") + " Pick two models above." }));
+        return;
+      }
       show();
     }).catch(function (error) { root.appendChild(el("p", { text: "Could not load the model list: " + error.message })); });
   }
