@@ -1,7 +1,11 @@
-"""Compute each check's precision and recall on the labelled sample, and the share of failures the checks explain.
+"""Compute each check's precision and recall on the labelled samples, and the share of failures the checks explain.
 
-Writes ``data/validation/checks-metrics.json`` and prints Markdown tables for
-docs/checks.md.
+Writes ``data/validation/checks-metrics.json`` with one entry per sample
+("development": the sample the checks were corrected on; "held_out": the
+sample drawn afterwards with another seed) plus the coverage table, keeps
+any other top-level entries already in the file (such as the held-out
+figures first measured before the checks were changed), and prints the
+Markdown tables for docs/checks.md.
 
 Usage: .venv/bin/python scripts/checks_eval.py [--data data]
 """
@@ -17,9 +21,18 @@ from atlas_builder.diagnose.checks import run_checks
 from atlas_builder.diagnose.checks.evaluate import coverage, fired_checks, load_sample, measure
 from atlas_builder.results import load_results
 
+SAMPLES = {"development": "checks-sample.jsonl", "held_out": "checks-held-out.jsonl"}
+
 
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
+
+
+def print_metrics(metrics: dict) -> None:
+    print("| check | TP | FP | FN | precision | recall |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, item in metrics.items():
+        print(f"| {name} | {item['tp']} | {item['fp']} | {item['fn']} | {percent(item['precision'])} | {percent(item['recall'])} |")
 
 
 def main() -> None:
@@ -28,17 +41,25 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     results = load_results(args.data)
-    sample = load_sample(args.data / "validation" / "checks-sample.jsonl")
-    metrics = measure(sample, fired_checks(results, sample))
-    shares = coverage(results, run_checks(results))
     out = args.data / "validation" / "checks-metrics.json"
-    out.write_text(json.dumps({"sample_rows": len(sample), "checks": metrics, "coverage": shares}, indent=2) + "\n", encoding="utf-8")
+    recorded = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    for key, file_name in SAMPLES.items():
+        path = args.data / "validation" / file_name
+        if not path.exists():
+            continue
+        sample = load_sample(path)
+        metrics = measure(sample, fired_checks(results, sample))
+        recorded[key] = {"sample": file_name, "sample_rows": len(sample), "checks": metrics}
+        print(f"{key} ({file_name}, {len(sample)} rows):")
+        print()
+        print_metrics(metrics)
+        print()
+    shares = coverage(results, run_checks(results))
+    recorded["coverage"] = shares
+    for stale in ("sample_rows", "checks"):  # the layout before the held-out sample existed
+        recorded.pop(stale, None)
+    out.write_text(json.dumps(recorded, indent=2) + "\n", encoding="utf-8")
 
-    print("| check | TP | FP | FN | precision | recall |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, item in metrics.items():
-        print(f"| {name} | {item['tp']} | {item['fp']} | {item['fn']} | {percent(item['precision'])} | {percent(item['recall'])} |")
-    print()
     print("| dataset | failures | with a finding | explained fully | share explained |")
     print("|---|---:|---:|---:|---:|")
     for dataset, item in shares.items():

@@ -17,7 +17,13 @@ Strata, all drawn with a fixed seed:
 Labels already in the file are kept when a row is drawn again, so rerunning
 the script never discards labelling work.
 
+The held-out sample (``--held-out``) holds only the ``random`` stratum,
+drawn with another seed and leaving out every row of the development
+sample. It was labelled before the checks' output on it was looked at, and it
+was not used to change the checks, so its figures are unbiased estimates.
+
 Usage: .venv/bin/python scripts/checks_sample.py [--data data] [--out data/validation/checks-sample.jsonl]
+       .venv/bin/python scripts/checks_sample.py --held-out
 """
 
 from __future__ import annotations
@@ -37,10 +43,36 @@ from atlas_builder.results import load_results
 logger = logging.getLogger("checks_sample")
 
 SEED = 20260404
+HELD_OUT_SEED = 20260419
 PER_DATASET = 45
+HELD_OUT_PER_DATASET = 30
 PER_CHECK = 8
 CORRECT_PER_DATASET = 4
 LABEL_FIELDS = ("label", "also", "reason")
+
+
+def read_keys(path: Path) -> set[tuple[str, str, str]]:
+    """Return the (dataset, model, instance_id) keys of a sample file."""
+    keys = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            keys.add((item["dataset"], item["model"], item["instance_id"]))
+    return keys
+
+
+def draw_held_out(data_dir: Path, exclude: set[tuple[str, str, str]]) -> list[dict]:
+    """Return HELD_OUT_PER_DATASET failures per dataset, none of them in ``exclude``, without running the checks."""
+    results = load_results(data_dir)
+    failures = results.failures()
+    rng = np.random.default_rng(HELD_OUT_SEED)
+    drawn = []
+    for dataset in sorted(results.datasets):
+        keys = sorted(key for key in zip(failures["dataset"], failures["model"], failures["instance_id"])
+                      if key[0] == dataset and key not in exclude)
+        for index in sorted(rng.permutation(len(keys))[:HELD_OUT_PER_DATASET]):
+            drawn.append({"dataset": keys[index][0], "model": keys[index][1], "instance_id": keys[index][2], "stratum": "random"})
+    return drawn
 
 
 def draw(data_dir: Path) -> list[dict]:
@@ -101,10 +133,22 @@ def merge_labels(drawn: list[dict], path: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("data"), help="atlas data directory")
-    parser.add_argument("--out", type=Path, default=Path("data/validation/checks-sample.jsonl"), help="sample file to write")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="sample file to write (default: data/validation/checks-sample.jsonl, "
+                             "or checks-held-out.jsonl with --held-out)")
+    parser.add_argument("--held-out", action="store_true",
+                        help="draw the held-out sample: random failures only, another seed, no development rows")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rows = merge_labels(draw(args.data), args.out)
+    validation = args.data / "validation"
+    if args.held_out:
+        out = args.out or validation / "checks-held-out.jsonl"
+        drawn = draw_held_out(args.data, read_keys(validation / "checks-sample.jsonl"))
+    else:
+        out = args.out or validation / "checks-sample.jsonl"
+        drawn = draw(args.data)
+    args.out = out
+    rows = merge_labels(drawn, args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     labelled = sum(row["label"] is not None for row in rows)
