@@ -10,6 +10,7 @@ import logging
 from collections import defaultdict
 
 from atlas_builder.diagnose.checks import run_checks
+from atlas_builder.diagnose.checks_cache import run_checks_cached
 from atlas_builder.diagnose.judge import stored_diagnoses
 from atlas_builder.records import Diagnoses, Diagnosis, FailureKey, Results
 
@@ -21,7 +22,7 @@ ACCIDENTAL_PASS_DIAGNOSER = "check:scored-right-by-accident"
 
 def diagnose(results: Results) -> Diagnoses:
     """Run the checks, read stored judge answers and pick each failure's primary diagnosis."""
-    items = run_checks(results) + stored_diagnoses(results, results.data_dir)
+    items = run_checks_cached(results, run_checks) + stored_diagnoses(results, results.data_dir)
     by_key: dict[FailureKey, list[Diagnosis]] = defaultdict(list)
     suspect: dict[tuple[str, str], dict] = {}
     accidental: list[Diagnosis] = []

@@ -1,0 +1,65 @@
+import json
+
+from atlas_factory import SEED_TAXONOMY, dataset_yaml, write_atlas
+
+from atlas_builder.diagnose import checks_cache
+from atlas_builder.diagnose.checks import run_checks
+from atlas_builder.results import load_results
+
+
+def quiz_rows(output):
+    return [{"id": "q1", "input": "Pick A or B.\nA. cat\nB. dog", "output": output, "score": 0, "reference": ["B", "dog"]}]
+
+
+def counting(calls):
+    def run(results):
+        calls.append(sorted(results.datasets))
+        return run_checks(results)
+    return run
+
+
+def test_cache_reruns_only_changed_dataset(tmp_path):
+    data = write_atlas(tmp_path / "data", {("quiz", "alpha"): quiz_rows(""), ("exam", "alpha"): quiz_rows("")},
+                       taxonomy_from=SEED_TAXONOMY)
+    calls = []
+    first = checks_cache.run_checks_cached(load_results(data), counting(calls))
+
+    (data / "results" / "quiz" / "alpha.jsonl").write_text(json.dumps(quiz_rows("   ")[0]) + "\n")
+    second = checks_cache.run_checks_cached(load_results(data), counting(calls))
+
+    assert calls == [["exam"], ["quiz"], ["quiz"]]
+    assert [item.diagnoser for item in first] == ["check:empty-output", "check:empty-output"]
+    assert [item.key for item in second] == [item.key for item in first]
+
+
+def test_cache_hit_returns_equal_findings(tmp_path):
+    data = write_atlas(tmp_path / "data", {("quiz", "alpha"): quiz_rows("")}, taxonomy_from=SEED_TAXONOMY)
+    calls = []
+    first = checks_cache.run_checks_cached(load_results(data), counting(calls))
+
+    second = checks_cache.run_checks_cached(load_results(data), counting(calls))
+
+    assert calls == [["quiz"]]
+    assert second == first
+
+
+def test_cache_key_follows_dataset_metadata(tmp_path):
+    data = write_atlas(tmp_path / "data", {("quiz", "alpha"): quiz_rows("")}, taxonomy_from=SEED_TAXONOMY)
+    version = checks_cache.checks_code_version()
+    before = checks_cache.dataset_key(load_results(data), "quiz", version)
+
+    (data / "datasets" / "quiz.yaml").write_text(json.dumps(dataset_yaml("quiz", task_type="short_answer")))
+    after = checks_cache.dataset_key(load_results(data), "quiz", version)
+
+    assert before != after
+
+
+def test_cache_off_always_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATLAS_CACHE_DIR", "off")
+    data = write_atlas(tmp_path / "data", {("quiz", "alpha"): quiz_rows("")}, taxonomy_from=SEED_TAXONOMY)
+    calls = []
+
+    checks_cache.run_checks_cached(load_results(data), counting(calls))
+    checks_cache.run_checks_cached(load_results(data), counting(calls))
+
+    assert calls == [["quiz"], ["quiz"]]
