@@ -237,3 +237,24 @@ def test_search_results_stay_inert(page, site_url):
     page.wait_for_timeout(500)
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert page.locator(".md-search-result img[onerror]").count() == 0
+
+
+@pytest.mark.parametrize("path", ["models/llama-3-8b/", "models/mistral-7b/"])
+def test_signature_table_fits_page(page, site_url, path):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(site_url + path)
+    table = page.locator(".atlas-wide-table table")
+    headers = table.locator("th").all_inner_texts()
+    assert "Population" not in headers
+    assert "Share, other models" in headers
+    assert "Rate, other models" in headers
+    # Material wraps each table in a horizontally scrolling box: the table fits when that box needs no scrolling.
+    overflow = page.locator(".atlas-wide-table .md-typeset__scrollwrap").evaluate("w => w.scrollWidth - w.clientWidth")
+    assert overflow <= 0
+
+
+def test_suppressed_signature_said_once(page, site_url):
+    page.goto(site_url + "models/mistral-7b/")
+    text = page.locator("article").inner_text()
+    assert text.count("Suppressed: fewer than 20 diagnosed failures") == 1
+    assert "suppressed" not in page.locator(".atlas-wide-table table").inner_text().lower()

@@ -144,7 +144,8 @@ class PageBuilder:
         suppressed = bool(len(signature)) and (signature["flag"] == "suppressed").all()
         sig_rows = []
         for row in signature.to_dict("records"):
-            mark = {"over": "▲ over", "under": "▼ under", "suppressed": f"suppressed: fewer than {self.analysis.min_diagnosed} diagnosed"}.get(row["flag"], "")
+            # Suppression is a property of the whole model: the page says it once above the table.
+            mark = {"over": "▲ over", "under": "▼ under"}.get(row["flag"], "")
             sig_rows.append({**{k: _num(v) if isinstance(v, float) else v for k, v in row.items()},
                              "name": self.category_names.get(row["category"], row["category"]), "mark": mark})
         acc_rows = [{**row, "name": self.results.datasets[row["dataset"]].name} for row in accuracy.to_dict("records")]
