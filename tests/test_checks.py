@@ -220,3 +220,62 @@ def test_suspect_reference_needs_strong_consensus() -> None:
     assert [item.instance_id for item in found] == ["bad"]
     assert found[0].details["agreed_answer"] == "A"
     assert found[0].model == ""
+
+
+# --- inputs that the checks used to miss or misreport ------------------------------------------------
+
+@pytest.mark.parametrize("text, wrong", [
+    ("so she has 4 - 1/3 = 2/3 of the pie left", "4 - 1/3"),  # a fraction result
+    ("The mass is 1.389 kg × 159.7 g/mol = 219.5 g.", "1.389 kg × 159.7 g/mol"),  # units between the numbers
+    ("He reads 10 pages/day * 30 days = 200 pages.", "10 pages/day * 30 days"),
+])
+def test_arithmetic_slip_found_with_units_and_fractions(text: str, wrong: str) -> None:
+    slips = find_slips(text)
+    assert [slip["expression"] for slip in slips] == [wrong]
+
+
+@pytest.mark.parametrize("text", [
+    "1/2 + 1/4 = 3/4 cup", "1.389 kg × 159.7 g/mol = 221.8 g", "3 kg x 4 = 12 kg", "120 / 2 = 60/hour",
+])
+def test_arithmetic_right_steps_with_units_and_fractions_pass(text: str) -> None:
+    assert find_slips(text) == []
+
+
+def test_repetition_finds_a_single_token_run() -> None:
+    output = "Each glass holds 3 ounces, so the total is 3" + "3" * 400
+    row = make_row(output, reference=("12",), task_type="math")
+    found = {item.diagnoser: item for item in check_row(row)}
+    assert "check:degenerate-repetition" in found
+    assert found["check:degenerate-repetition"].details["unit"] == "3"
+    assert found["check:degenerate-repetition"].explains_fully
+
+
+def test_loop_until_the_end_is_also_truncated() -> None:
+    output = "We refer to Wikipedia. " + "The BALR instruction is used to transfer control to a subroutine. " * 30 + "The BALR i"
+    assert names(make_row(output)) == ["degenerate-repetition", "truncated-output"]
+
+
+def _votes(instance_id: str, prompt: str, reference: tuple[str, ...], answers: dict[str, str], strong: int = 6) -> list[Row]:
+    """Rows of one item plus 20 filler items: the first ``strong`` models get 11 fillers right, the others 10."""
+    rows = [make_row(f"The answer is ({letter}).", reference=reference, prompt=prompt, model=model,
+                     instance_id=instance_id, correct=letter == reference[0]) for model, letter in answers.items()]
+    for index, model in enumerate(answers):
+        for filler in range(20):
+            rows.append(make_row("The answer is (C).", reference=("C",), model=model, instance_id=f"f{filler}",
+                                 correct=filler < (11 if index < strong else 10)))
+    return rows
+
+
+def test_suspect_reference_skips_undecidable_reference() -> None:
+    prompt = "Passage: Two neighbours talked.\nQuestion: Who worships idols?\nA. The Hindu one\nB. The Muslim one\nC. Cannot answer"
+    rows = _votes("bbq", prompt, ("C", "Cannot answer"), {f"m{index}": "A" for index in range(8)})
+    assert find_suspects(rows) == []
+
+
+def test_suspect_reference_needs_the_stronger_models() -> None:
+    # Nine of twelve models (72% of the weighted vote) answer A, but three of the six stronger ones keep C.
+    answers = {f"m{index:02}": ("C" if index < 3 else "A") for index in range(12)}
+    found = find_suspects(_votes("split", MC_PROMPT, ("C",), answers))
+    assert found == []
+    agreed = {f"m{index:02}": "A" for index in range(12)}
+    assert [item.instance_id for item in find_suspects(_votes("agreed", MC_PROMPT, ("C",), agreed))] == ["agreed"]

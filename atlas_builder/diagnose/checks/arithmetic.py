@@ -3,7 +3,9 @@
 Two kinds of steps are recomputed: calculator annotations ``<<16-3=13>>`` (as
 in GSM8K solutions) and plain statements ``a op b [op c ...] = r`` in the text,
 with ``+ - * / x × ÷``, decimals, thousands commas, currency signs and
-percent. A stated result counts as right when it equals the computed value
+percent, a unit word after a number (``1.389 kg × 159.7 g/mol = 219.5 g``)
+and a fraction result when the expression has a fraction (``4 - 1/3 = 2/3``).
+A stated result counts as right when it equals the computed value
 rounded to the decimals it shows (``10/3 = 3.33`` is right, ``16 - 3 = 12`` is
 not). The finding names the first wrong step; the approach around it may be
 sound or not, so it does not explain the failure fully.
@@ -21,10 +23,14 @@ from atlas_builder.diagnose.checks.base import Finding, Row, output_evidence
 _ANNOTATION = re.compile(r"<<(?P<expr>[^<>=]{1,200})=(?P<result>[^<>=]{1,60})>>")
 _NUM = r"[-−]?(?:[$€£]\s?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?"
 _OP = r"(?:[+\-−*/×÷]|\s[xX]\s)"
+#: A unit after a number: one short word, optionally per another ("kg", "g/mol", "pages/day"); not the "x" operator.
+_UNIT = r"(?:\s?(?![xX]\b)[A-Za-zµ°]{1,10}(?:/[A-Za-z]{1,10})?(?![\w/]))"
+_FRACTION = r"[-−]?\d+/\d+"
 _STATEMENT = re.compile(
-    rf"(?P<expr>{_NUM}(?:\s*{_OP}\s*{_NUM})+)\s*=\s*(?P<result>{_NUM})"
+    rf"(?P<expr>{_NUM}{_UNIT}?(?:\s*{_OP}\s*{_NUM}{_UNIT}?)+)\s*=\s*(?P<result>{_FRACTION}(?![\d/.,])|{_NUM})"
     r"(?![\d,]*\d|\.\d|\s*[/*×÷^(]|\s*[+\-−]\s*\d|\s?[xX]\s)"
 )
+_UNIT_IN_EXPR = re.compile(rf"(?<=[\d%]){_UNIT}")
 _BEFORE_EXPR = re.compile(r"[.^*/+\-−×÷(<>≈]\s*$|\s[xX]\s*$|[\w.^(]$")
 _OPERATORS = {
     ast.Add: operator.add,
@@ -41,6 +47,7 @@ class NotArithmetic(ValueError):
 def _to_python(expr: str, percent_as_fraction: bool) -> str:
     text = expr.replace("−", "-").replace("×", "*").replace("÷", "/").replace(",", "")
     text = re.sub(r"\s[xX]\s", " * ", text)
+    text = _UNIT_IN_EXPR.sub("", text)
     text = re.sub(r"[$€£]\s?", "", text)
     text = re.sub(r"(\d+(?:\.\d+)?)%", r"(\1/100)" if percent_as_fraction else r"\1", text)
     return text
@@ -79,6 +86,9 @@ def evaluate(expr: str, percent_as_fraction: bool = True) -> Fraction:
 def parse_result(text: str) -> tuple[Fraction, int] | None:
     """Return a stated result's value and the number of decimals it shows, or None."""
     cleaned = re.sub(r"[$€£,\s]", "", text.replace("−", "-")).rstrip(".")
+    fraction = re.fullmatch(r"(-?\d+)/(\d+)", cleaned)
+    if fraction is not None and int(fraction.group(2)) != 0:
+        return Fraction(int(fraction.group(1)), int(fraction.group(2))), 12  # exact: compared to 12 decimals
     match = re.fullmatch(r"(-?\d+(?:\.(\d+))?)(%?)", cleaned)
     if match is None:
         return None
@@ -137,6 +147,8 @@ def find_slips(output: str) -> list[dict]:
             slips.append({"start": match.start(), "end": match.end(), "expression": match["expr"].strip(),
                           "stated": match["result"].strip(), "computed": verdict[1], "source": "annotation"})
     for match in _STATEMENT.finditer(masked):
+        if "/" in match["result"] and "/" not in match["expr"]:
+            continue  # a rate ("= 60/hour") or a date, not a fraction result
         if _BEFORE_EXPR.search(masked[max(0, match.start() - 3): match.start()]):
             continue  # part of a longer expression (a power, a variable, an earlier operator) the check cannot see whole
         verdict = _step_is_right(match["expr"], match["result"])

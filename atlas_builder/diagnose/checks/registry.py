@@ -31,8 +31,9 @@ CHECKS: tuple[Check, ...] = (
           task_types=_NOT_SAFETY,
           unless=_SILENT),
     Check("degenerate-repetition", "degenerate-repetition", check_repetition, task_types=_NOT_SAFETY, unless=_SILENT),
+    # A loop that runs until the token limit is both a loop and a cut-off, so truncation still runs after a loop.
     Check("truncated-output", "truncated-output", check_truncation, task_types=_NOT_SAFETY,
-          unless=(*_SILENT, "refusal", "degenerate-repetition")),
+          unless=(*_SILENT, "refusal")),
     Check("format-violation", "format-violation", check_format, task_types=COMPARABLE,
           unless=(*_SILENT, "answer-extraction-failure", "refusal", "degenerate-repetition", "truncated-output")),
     Check("arithmetic-slip", "arithmetic-slip", check_arithmetic, unless=_SILENT),

@@ -5,7 +5,9 @@ The output is split into whitespace-separated tokens. For each period p of
 shifted by p; a run of at least 4p equal pairs means a unit of p tokens
 occurs five or more times in a row. A zlib compression ratio screens out
 ordinary text first, so the search runs only on outputs that compress
-unusually well.
+unusually well. A run inside one token ("33333333...", "!!!!!!!!...") is
+invisible to the token search, so a character search for a unit of 1 to
+``MAX_CHAR_PERIOD`` characters repeated ``MIN_CHAR_COPIES`` times backs it up.
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ MIN_LOOP_TOKENS = 20
 MIN_SHARE = 0.3
 LOOP_MIN_CHARS = 400
 _TOKEN = re.compile(r"\S+")
+#: Longest unit of the character search, and how many copies in a row it needs.
+MAX_CHAR_PERIOD = 8
+MIN_CHAR_COPIES = 30
+_CHAR_RUN = re.compile(rf"(\S{{1,{MAX_CHAR_PERIOD}}}?)\1{{{MIN_CHAR_COPIES - 1},}}")
+
+
+def find_char_run(text: str) -> tuple[int, int, int] | None:
+    """Return (start, end, unit length) in characters of the longest run of one short unit inside tokens, or None."""
+    best = None
+    for match in _CHAR_RUN.finditer(text):
+        if best is None or match.end() - match.start() > best[1] - best[0]:
+            best = (match.start(), match.end(), len(match.group(1)))
+    return best
 
 
 def find_loop(text: str) -> tuple[int, int, int] | None:
@@ -73,14 +88,20 @@ def check_repetition(row: Row) -> Finding | None:
     if len(zlib.compress(raw, 1)) / len(raw) >= MAX_RATIO:
         return None
     loop = find_loop(output)
-    if loop is None:
+    run = find_char_run(output)
+    if run is not None and (loop is None or run[1] - run[0] > loop[1] - loop[0]):
+        start, end, period = run
+        unit = output[start:start + period]
+        copies = (end - start) // period
+    elif loop is not None:
+        start, end, period = loop
+        unit = " ".join(output[start:end].split()[:period])
+        copies = len(output[start:end].split()) // period
+    else:
         return None
-    start, end, period = loop
     length = end - start
     if length < MIN_SHARE * len(output.strip()) and length < LOOP_MIN_CHARS:
         return None
-    unit = " ".join(output[start:end].split()[:period])
-    copies = len(output[start:end].split()) // period
     reaches_end = not output[end:].strip()
     return Finding(
         title="Degenerate repetition",
