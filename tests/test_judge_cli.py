@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from atlas_builder.cli import cli  # noqa: E402
 from atlas_builder.diagnose import diagnose  # noqa: E402
 from atlas_builder.diagnose.judge import stored_diagnoses  # noqa: E402
 from atlas_builder.diagnose.judge.store import read_records  # noqa: E402
+from atlas_builder.records import Diagnosis  # noqa: E402
 from atlas_builder.results.load import load_results  # noqa: E402
 from atlas_builder.results.write import write_result_file, write_yaml  # noqa: E402
 
@@ -362,3 +364,94 @@ def test_stored_diagnoses_do_not_import_litellm(data):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["20", "False"]
+
+
+def partial_findings(results, summary: str) -> list:
+    """One partial check finding per failure of m2, with ``summary`` as its text."""
+    failures = results.failures()
+    failures = failures[failures["model"] == "m2"]
+    return [
+        Diagnosis(dataset, model, instance_id, "check:example", "check", "Example finding", summary)
+        for dataset, model, instance_id in zip(failures["dataset"], failures["model"], failures["instance_id"])
+    ]
+
+
+def test_changed_findings_keep_stored_answers(data, monkeypatch):
+    monkeypatch.setattr(checks_module, "run_checks", lambda results: partial_findings(results, "old wording"))
+    with OpenAIStub(answer_for) as stub:
+        first = run_cli(data, stub, "--model", "m2")
+        assert first.exit_code == 0, first.output
+        assert stub.count == 15
+        assert all("old wording" in body["messages"][1]["content"] for body in stub.requests)
+
+        # A change in the checks' code changes the findings, and with them every exact key.
+        monkeypatch.setattr(checks_module, "run_checks", lambda results: partial_findings(results, "new wording"))
+        dry = run_cli(data, stub, "--model", "m2", "--dry-run")
+        again = run_cli(data, stub, "--model", "m2")
+        sent_before_refresh = stub.count
+
+        results = load_results(data)
+        kept = stored_diagnoses(results, data, check_findings=partial_findings(results, "new wording"))
+        unflagged = stored_diagnoses(results, data)
+
+        refreshed = run_cli(data, stub, "--model", "m2", "--refresh-changed-findings")
+
+    assert dry.exit_code == 0, dry.output
+    assert "15 already stored; 0 to send" in dry.output
+    assert "would send 0 diagnosis requests" in dry.output
+    assert "15 of the stored answers were made when the checks reported other findings" in dry.output
+    assert "nothing to send" in again.output
+    assert sent_before_refresh == 15
+    assert len(kept) == 15
+    assert all(item.kind == "judge" for item in kept)
+    assert all(item.details.get("findings_changed") is True for item in kept)
+    assert kept[0].details["automatic_findings"] == [{"title": "Example finding", "summary": "old wording"}]
+    assert len(unflagged) == 15
+    assert not any("findings_changed" in item.details for item in unflagged)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert stub.count == 30
+    assert all("new wording" in body["messages"][1]["content"] for body in stub.requests[15:])
+    latest = stored_diagnoses(results, data, check_findings=partial_findings(results, "new wording"))
+    assert len(latest) == 15
+    assert not any("findings_changed" in item.details for item in latest)
+    assert latest[0].details["automatic_findings"] == [{"title": "Example finding", "summary": "new wording"}]
+
+
+def test_records_without_core_key_get_no_fallback(data, monkeypatch):
+    monkeypatch.setattr(checks_module, "run_checks", lambda results: partial_findings(results, "old wording"))
+    with OpenAIStub(answer_for) as stub:
+        run_cli(data, stub, "--model", "m2")
+    # Rewrite the store as a version without core keys wrote it.
+    for path in (data / "judge").rglob("*.jsonl"):
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        assert all("core_key" in record for record in records)
+        path.write_text("".join(json.dumps({k: v for k, v in record.items() if k != "core_key"}) + "\n"
+                                for record in records))
+    monkeypatch.setattr(checks_module, "run_checks", lambda results: partial_findings(results, "new wording"))
+
+    dry = run_cli(data, None, "--model", "m2", "--dry-run")
+    results = load_results(data)
+    kept = stored_diagnoses(results, data, check_findings=partial_findings(results, "new wording"))
+
+    assert "0 already stored; 15 to send" in dry.output
+    # The build still rebuilds each old record's messages from its stored findings.
+    assert len(kept) == 15
+    assert all(item.details.get("findings_changed") is True for item in kept)
+
+
+def test_changed_reference_is_logged_as_content_change(data, caplog, monkeypatch):
+    with OpenAIStub(answer_for) as stub:
+        run_cli(data, stub, "--model", "m1")
+    # The CLI's logging set-up stops propagation to the root logger, where caplog listens.
+    monkeypatch.setattr(logging.getLogger("atlas_builder"), "propagate", True)
+    path = data / "results" / "toy" / "m1.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[3]["reference"] = "a new reference"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    with caplog.at_level(logging.INFO, logger="atlas_builder.diagnose.judge.stored"):
+        keys = {item.key for item in stored_diagnoses(load_results(data), data)}
+
+    assert ("toy", "m1", "q-003") not in keys
+    assert len(keys) == INSTANCES - 1
+    assert "1 whose failure's input, output, reference or dataset changed" in caplog.text

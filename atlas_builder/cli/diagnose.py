@@ -86,6 +86,9 @@ def _dry_run(plan: Any, pending: list[Any], store: Any, judge: str, price: tuple
 @click.option("--retry-failed", is_flag=True,
               help="Send again requests stored as failed because of an invalid answer or a rejected request "
                    "(requests that failed on rate limits, timeouts or server errors are always sent again).")
+@click.option("--refresh-changed-findings", is_flag=True,
+              help="Send again failures whose stored answer was made when the deterministic checks reported "
+                   "other findings (by default that answer is kept).")
 @click.option("--dataset", "datasets", multiple=True, metavar="ID",
               help="Diagnose only this dataset id (repeat for several).")
 @click.option("--model", "models", multiple=True, metavar="ID",
@@ -94,7 +97,7 @@ def command(
     data_dir: Path, judge: str, api_base: str | None, api_key_env: str | None, max_concurrency: int,
     timeout: float, max_attempts: int, backoff: float, sample_ratio: float, seed: int, budget_usd: float | None,
     price_in: float | None, price_out: float | None, max_output_tokens: int, dry_run: bool, no_peer_answer: bool,
-    include_explained: bool, retry_failed: bool, datasets: tuple[str, ...], models: tuple[str, ...],
+    include_explained: bool, retry_failed: bool, refresh_changed_findings: bool, datasets: tuple[str, ...], models: tuple[str, ...],
 ) -> None:
     """Diagnose failures with an LLM judge and store each answer under DATA/judge/.
 
@@ -131,11 +134,17 @@ def command(
     )
     plan = plan_diagnoses(results, options, findings)
     store = JudgeStore.for_data(data_dir)
-    pending = pending_requests(plan, store, judge, retry_failed)
+    found = pending_requests(plan, store, judge, retry_failed, refresh_changed_findings)
+    pending = found.requests
     click.echo(
         f"{plan.failures} failures; {plan.sampled} sampled; {plan.explained} skipped as explained by checks; "
         f"{len(plan.requests) - len(pending)} already stored; {len(pending)} to send"
     )
+    if found.findings_changed:
+        click.echo(
+            f"{found.findings_changed} of the stored answers were made when the checks reported other findings; "
+            "they are kept (--refresh-changed-findings sends them again)"
+        )
 
     if dry_run:
         price = (price_in, price_out) if price_in is not None else litellm_price(judge)
@@ -165,7 +174,7 @@ def command(
             max_attempts=max_attempts, backoff_base=backoff, budget_usd=budget_usd, price_in=price_in,
             price_out=price_out, max_output_tokens=max_output_tokens, retry_failed=retry_failed,
         )
-        summary = run_diagnosis(plan, client)
+        summary = run_diagnosis(plan, client, refresh_changed_findings=refresh_changed_findings)
     except (StoreLockedError, JudgeConfigError) as error:
         raise click.ClickException(str(error)) from None
     finally:

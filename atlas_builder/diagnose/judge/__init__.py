@@ -21,6 +21,7 @@ induce/classify prompts elsewhere), ``JudgeClient`` is the one way to call it::
         subject=None,                          # or {"dataset", "model", "instance_id"} for one failure
         request={"batch": 3},                  # anything you need later to rebuild the messages
         check=None,                            # optional callable raising prompts.AnswerRejected
+        core_key=None,                         # optional second key, stored with the record (see plan)
     )
     answer.ok, answer.data, answer.error, answer.cached, answer.tokens_in, answer.cost_usd
 

@@ -245,12 +245,14 @@ class JudgeClient:
         subject: dict[str, str] | None = None,
         request: dict[str, Any] | None = None,
         check: Callable[[Any], None] | None = None,
+        core_key: str | None = None,
     ) -> JudgeAnswer:
         """Return the judge's schema-valid JSON answer to ``messages``, from the store or by calling it.
 
         ``check`` may raise ``AnswerRejected`` for rules the schema cannot
-        state; a rejected answer is retried like a malformed one. ``subject``
-        and ``request`` are stored with the record (see ``store``). Raises
+        state; a rejected answer is retried like a malformed one. ``subject``,
+        ``request`` and ``core_key`` are stored with the record (see ``store``);
+        this method looks the request up by its exact key only. Raises
         ``BudgetExceeded`` before a call that would pass the budget and
         ``JudgeConfigError`` when the judge rejects the credentials or model.
         """
@@ -285,6 +287,7 @@ class JudgeClient:
             "schema_name": schema_name,
             "subject": subject,
             "request": request or {},
+            **({"core_key": core_key} if core_key is not None else {}),
             **outcome,
             "time": utc_now(),
         }

@@ -14,6 +14,12 @@ Selection, in order:
 The correct answer from another model (the "peer") is the output of the
 model, among those whose row on the same (dataset, instance_id) is correct,
 with the smallest ``stable_hash(seed, "peer", dataset, instance_id, model)``.
+
+Each request has two store keys: the exact key of its messages, and a core key
+(``store.core_key``) of ``core_content``: everything the prompt shows except
+the check findings. An answer found under the core key only was made when the
+checks reported other findings; ``run.pending_requests`` does not send such a
+request again unless asked.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from atlas_builder.diagnose.judge.prompts import DIAGNOSE_PROMPT_VERSION, diagnosis_messages
+from atlas_builder.diagnose.judge.prompts import DIAGNOSE_PROMPT_VERSION, DIAGNOSE_SCHEMA, diagnosis_messages
+from atlas_builder.diagnose.judge.store import core_key, request_key
 from atlas_builder.records import Diagnosis, FailureKey, Results
 
 PURPOSE = "diagnose"
@@ -64,10 +71,19 @@ class DiagnosisRequest:
     peer_model: str | None
     findings: tuple[Mapping[str, str], ...] = ()
     prompt_version: str = DIAGNOSE_PROMPT_VERSION
+    core_content: Mapping[str, Any] = field(default_factory=dict)  # see ``core_content``
 
     @property
     def subject(self) -> dict[str, str]:
         return {"dataset": self.dataset, "model": self.model, "instance_id": self.instance_id}
+
+    def key(self, judge: str) -> str:
+        """Return the exact store key of this request to ``judge``."""
+        return request_key(self.messages, judge, self.prompt_version, DIAGNOSE_SCHEMA)
+
+    def core_key(self, judge: str) -> str:
+        """Return the store key of this request to ``judge`` without the check findings."""
+        return core_key(self.core_content, judge, self.prompt_version, DIAGNOSE_SCHEMA)
 
     @property
     def request_info(self) -> dict[str, Any]:
@@ -90,6 +106,20 @@ class Plan:
 def finding_text(item: Diagnosis) -> dict[str, str]:
     """Return the part of a check finding that the prompt shows."""
     return {"title": item.title, "summary": item.summary}
+
+
+def split_findings(check_findings: Iterable[Diagnosis]) -> tuple[set[FailureKey], dict[FailureKey, list[dict[str, str]]]]:
+    """Return the failures a check explains fully, and the prompt text of the other check findings per failure."""
+    full: set[FailureKey] = set()
+    partial: dict[FailureKey, list[dict[str, str]]] = defaultdict(list)
+    for item in check_findings:
+        if item.kind != "check":
+            continue
+        if item.explains_fully:
+            full.add(item.key)
+        else:
+            partial[item.key].append(finding_text(item))
+    return full, dict(partial)
 
 
 def peer_outputs(results: Results) -> dict[tuple[str, str], dict[str, str]]:
@@ -129,6 +159,19 @@ def sample_failures(keys: Iterable[FailureKey], ratio: float, seed: int) -> list
     return chosen
 
 
+def core_content(results: Results, row: Mapping[str, Any], peer_output: str | None) -> dict[str, Any]:
+    """Return what the diagnosis prompt shows about one failure, except the check findings."""
+    info = results.datasets.get(row["dataset"])
+    return {
+        "task_type": info.task_type if info else "unknown",
+        "dataset_name": info.name if info else row["dataset"],
+        "input": row["input"],
+        "reference": [str(item) for item in row["reference"] or ()],
+        "output": row["output"],
+        "peer_output": peer_output,
+    }
+
+
 def build_messages(
     results: Results,
     row: Mapping[str, Any],
@@ -137,13 +180,13 @@ def build_messages(
     prompt_version: str,
 ) -> list[dict[str, str]]:
     """Render the request messages for one failure row."""
-    info = results.datasets.get(row["dataset"])
+    content = core_content(results, row, peer_output)
     return diagnosis_messages(
-        task_type=info.task_type if info else "unknown",
-        dataset_name=info.name if info else row["dataset"],
-        input_text=row["input"],
-        reference=row["reference"] or (),
-        output=row["output"],
+        task_type=content["task_type"],
+        dataset_name=content["dataset_name"],
+        input_text=content["input"],
+        reference=content["reference"],
+        output=content["output"],
         peer_output=peer_output,
         findings=findings,
         prompt_version=prompt_version,
@@ -163,15 +206,7 @@ def plan_diagnoses(results: Results, options: DiagnosisOptions, check_findings: 
     }
     sampled = sample_failures(rows, options.sample_ratio, options.seed)
 
-    full: set[FailureKey] = set()
-    partial: dict[FailureKey, list[dict[str, str]]] = defaultdict(list)
-    for item in check_findings:
-        if item.kind != "check":
-            continue
-        if item.explains_fully:
-            full.add(item.key)
-        else:
-            partial[item.key].append(finding_text(item))
+    full, partial = split_findings(check_findings)
 
     peers = peer_outputs(results) if options.peer_answer else {}
     requests: list[DiagnosisRequest] = []
@@ -187,10 +222,10 @@ def plan_diagnoses(results: Results, options: DiagnosisOptions, check_findings: 
         if peer_model is None:
             without_peer += 1
         findings = tuple(partial.get(key, ()))
-        messages = build_messages(
-            results, row, candidates.get(peer_model) if peer_model else None, findings, options.prompt_version
-        )
-        requests.append(DiagnosisRequest(key[0], key[1], key[2], messages, peer_model, findings, options.prompt_version))
+        peer_output = candidates.get(peer_model) if peer_model else None
+        messages = build_messages(results, row, peer_output, findings, options.prompt_version)
+        requests.append(DiagnosisRequest(key[0], key[1], key[2], messages, peer_model, findings, options.prompt_version,
+                                         core_content(results, row, peer_output)))
         per_pair[(key[0], key[1])] += 1
     return Plan(requests, failures=len(rows), sampled=len(sampled), explained=explained,
                 without_peer=without_peer, per_pair=dict(per_pair))

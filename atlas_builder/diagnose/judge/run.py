@@ -14,7 +14,7 @@ from tqdm import tqdm
 from atlas_builder.diagnose.judge.client import BudgetExceeded, JudgeClient
 from atlas_builder.diagnose.judge.plan import PURPOSE, DiagnosisRequest, Plan
 from atlas_builder.diagnose.judge.prompts import DIAGNOSE_SCHEMA, DIAGNOSE_SCHEMA_NAME, check_diagnosis
-from atlas_builder.diagnose.judge.store import JudgeStore, record_settles, request_key
+from atlas_builder.diagnose.judge.store import JudgeStore, record_settles
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ class RunSummary:
 
     planned: int  # requests in the plan
     stored: int  # requests already settled in the store (no call)
+    findings_changed: int  # of ``stored``: settled by an answer made with other check findings
     to_send: int  # requests this run had to send
     answered: int = 0
     failed: int = 0  # requests recorded as judge failures
@@ -38,14 +39,33 @@ class RunSummary:
     seconds: float = 0.0
 
 
-def pending_requests(plan: Plan, store: JudgeStore, judge: str, retry_failed: bool = False) -> list[DiagnosisRequest]:
-    """Return the planned requests to ``judge`` that ``store`` does not settle yet."""
+@dataclass
+class Pending:
+    """The planned requests that need a call, and how many the store settles by core key only."""
+
+    requests: list[DiagnosisRequest]
+    findings_changed: int  # settled by an answer made when the checks reported other findings
+
+
+def pending_requests(
+    plan: Plan, store: JudgeStore, judge: str, retry_failed: bool = False, refresh_changed_findings: bool = False
+) -> Pending:
+    """Return the planned requests to ``judge`` that ``store`` does not settle yet.
+
+    A request whose exact key has no settling record is still settled by a
+    record with its core key (the same failure, other check findings), unless
+    ``refresh_changed_findings``.
+    """
     pending = []
+    findings_changed = 0
     for request in plan.requests:
-        key = request_key(request.messages, judge, request.prompt_version, DIAGNOSE_SCHEMA)
-        if not record_settles(store.get(key), retry_failed):
-            pending.append(request)
-    return pending
+        if record_settles(store.get(request.key(judge)), retry_failed):
+            continue
+        if not refresh_changed_findings and record_settles(store.get_core(request.core_key(judge)), retry_failed):
+            findings_changed += 1
+            continue
+        pending.append(request)
+    return Pending(pending, findings_changed)
 
 
 async def send_requests(
@@ -77,6 +97,7 @@ async def send_requests(
                     subject=request.subject,
                     request=request.request_info,
                     check=check_diagnosis,
+                    core_key=request.core_key(client.model),
                 )
             except BudgetExceeded as error:
                 if not budget_reached:
@@ -105,14 +126,18 @@ async def send_requests(
     return answered, failed, budget_reached
 
 
-def run_diagnosis(plan: Plan, client: JudgeClient, *, show_progress: bool = True) -> RunSummary:
+def run_diagnosis(
+    plan: Plan, client: JudgeClient, *, show_progress: bool = True, refresh_changed_findings: bool = False
+) -> RunSummary:
     """Send every planned request that the store does not settle, in one event loop, and summarise."""
     started = time.monotonic()
-    pending = pending_requests(plan, client.store, client.model, client.retry_failed)
-    summary = RunSummary(planned=len(plan.requests), stored=len(plan.requests) - len(pending), to_send=len(pending))
+    found = pending_requests(plan, client.store, client.model, client.retry_failed, refresh_changed_findings)
+    pending = found.requests
+    summary = RunSummary(planned=len(plan.requests), stored=len(plan.requests) - len(pending),
+                         findings_changed=found.findings_changed, to_send=len(pending))
     logger.info(
-        "%d diagnosis requests planned, %d already stored, %d to send to %s",
-        summary.planned, summary.stored, summary.to_send, client.model,
+        "%d diagnosis requests planned, %d already stored (%d of them with other check findings), %d to send to %s",
+        summary.planned, summary.stored, summary.findings_changed, summary.to_send, client.model,
     )
     if pending:
         summary.answered, summary.failed, summary.budget_reached = asyncio.run(

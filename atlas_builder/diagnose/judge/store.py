@@ -23,7 +23,9 @@ One process writes a store at a time (``JudgeStore.lock`` takes an exclusive
 
 Record fields (``FORMAT_VERSION`` 1):
 
-``format``, ``key`` (sha256 from ``request_key``), ``purpose``, ``judge``
+``format``, ``key`` (sha256 from ``request_key``), ``core_key`` (sha256 from
+``core_key``, or absent: only per-failure diagnosis records written since it
+was added have one), ``purpose``, ``judge``
 (litellm model name), ``prompt_version``, ``schema_name``, ``subject``
 (``{"dataset", "model", "instance_id"}`` or null), ``request`` (what the
 caller needs to rebuild the messages, such as the peer model), ``ok``,
@@ -31,7 +33,9 @@ caller needs to rebuild the messages, such as the peer model), ``ok``,
 or null), ``error_kind`` (``"transient"``, ``"answer"``, ``"request"`` or
 null), ``attempts``, ``tokens_in``, ``tokens_out`` (summed over attempts),
 ``cost_usd`` (null when the price is unknown), ``latency_s`` (seconds, all
-attempts), ``time`` (UTC ISO 8601 of the end of the call).
+attempts), ``time`` (UTC ISO 8601 of the end of the call), and on a failure
+whose last rejected answer had text, ``invalid_answer`` (that text, cut to
+``MAX_INVALID_ANSWER_CHARS`` characters, stored for audit only).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from atlas_builder.ids import slug_problem
 
@@ -53,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 STORE_DIR = "judge"
+#: Maximum characters of a rejected answer's text kept in a failure record.
+MAX_INVALID_ANSWER_CHARS = 2000
 
 
 def request_key(messages: list[dict[str, Any]], judge: str, prompt_version: str, schema: dict[str, Any]) -> str:
@@ -63,6 +69,23 @@ def request_key(messages: list[dict[str, Any]], judge: str, prompt_version: str,
     """
     canonical = json.dumps(
         {"messages": messages, "judge": judge, "prompt_version": prompt_version, "schema": schema},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def core_key(content: Mapping[str, Any], judge: str, prompt_version: str, schema: dict[str, Any]) -> str:
+    """Return the sha256 hex digest of a request's content without the parts that may change around it.
+
+    ``content`` holds what the request is about (for a diagnosis: the failure's
+    input, output, reference and peer answer, but not the check findings). Two
+    requests with the same core key ask the judge the same question, so an
+    answer to one is a usable answer to the other.
+    """
+    canonical = json.dumps(
+        {"content": content, "judge": judge, "prompt_version": prompt_version, "schema": schema},
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
@@ -159,6 +182,14 @@ def record_settles(record: dict[str, Any] | None, retry_failed: bool = False) ->
     return not retry_failed and record.get("error_kind") != "transient"
 
 
+def _keep_newest(index: dict[str, dict[str, Any]], key: str, record: dict[str, Any]) -> None:
+    previous = index.get(key)
+    # A successful answer is never replaced by a later failure of the same request.
+    if previous is not None and previous.get("ok") and not record.get("ok"):
+        return
+    index[key] = record
+
+
 class StoreLockedError(RuntimeError):
     """Raised when another process holds the store's write lock."""
 
@@ -166,13 +197,15 @@ class StoreLockedError(RuntimeError):
 class JudgeStore:
     """Append-only writer and in-memory index of the judge store at ``root``.
 
-    ``get(key)`` returns the newest record for a key. Appends are safe from
+    ``get(key)`` returns the newest record for a key, and ``get_core(core_key)``
+    the newest record for a core key (an answer if one exists). Appends are safe from
     several threads of one process; ``lock()`` keeps other processes out.
     """
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self._index: dict[str, dict[str, Any]] = {}
+        self._core_index: dict[str, dict[str, Any]] = {}
         self._fds: dict[Path, int] = {}
         self._mutex = threading.Lock()
         self._lock_fd: int | None = None
@@ -188,15 +221,26 @@ class JudgeStore:
         return cls(Path(data_dir) / STORE_DIR)
 
     def _remember(self, record: dict[str, Any]) -> None:
-        previous = self._index.get(record["key"])
-        # A successful answer is never replaced by a later failure of the same request.
-        if previous is not None and previous.get("ok") and not record.get("ok"):
-            return
-        self._index[record["key"]] = record
+        _keep_newest(self._index, record["key"], record)
+        core = record.get("core_key")
+        if isinstance(core, str):
+            _keep_newest(self._core_index, core, record)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """Return the record that decides ``key`` (an answer if one exists), or None."""
         return self._index.get(key)
+
+    def get_core(self, core: str) -> dict[str, Any] | None:
+        """Return the newest record with core key ``core`` (an answer if one exists), or None."""
+        return self._core_index.get(core)
+
+    def recorded_cost(self, judge: str) -> float:
+        """Return the summed ``cost_usd`` of the records of ``judge`` read when the store was opened.
+
+        Records of unknown cost add nothing; records appended since are not counted.
+        """
+        return sum(float(record.get("cost_usd") or 0.0) for record in self.report.records
+                   if record.get("judge") == judge)
 
     def __len__(self) -> int:
         return len(self._index)

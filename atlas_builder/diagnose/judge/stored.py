@@ -1,14 +1,22 @@
 """Turn stored judge answers into ``Diagnosis`` records for the build (no litellm, no calls).
 
-A stored answer counts only if its key equals the key of the request that the
-current data would produce: the messages are rebuilt from the current result
-rows, the stored peer model and the stored check findings, and hashed with the
-stored judge model and prompt version. An answer about data that has changed
-since (another output, input, reference, or peer output) is left out.
+A stored answer counts only if it is about the failure as the current data
+shows it. With the current check findings given, the messages are rebuilt
+from the current result rows, the stored peer model and those findings, and
+their key (with the stored judge model and prompt version) must equal the
+stored key. Otherwise the record's core key (``plan.core_content``: everything
+the prompt shows except the findings) must equal the current one, and the
+diagnosis gets ``details["findings_changed"] = True`` when findings were
+given, because the checks then report other findings than the judge saw. A
+record without a core key (written before core keys existed) gets no such
+fallback: its messages are rebuilt with its stored findings and must match its
+key. An answer about a changed input, output, reference or peer answer is left
+out.
 
 When several answers match one failure (other judges, prompt versions or
-findings), the build uses the newest successful answer by ``time``; a later
-line of the store wins a tie. A failure with only failed calls gets one
+findings), the build uses a successful answer, preferring one made with the
+current findings, then the newest by ``time``; a later line of the store wins
+a tie. A failure with only failed calls gets one
 ``judge-failure`` diagnosis (the newest), so the build can list it as
 undiagnosed with the reason.
 
@@ -19,6 +27,7 @@ undiagnosed with the reason.
     reference_flag, ambiguous_flag: bool;  flag_reason: str
     peer_model:     model whose correct output the judge saw, or null
     automatic_findings: [{title, summary}] passed to the judge
+    findings_changed: True when the checks now report other findings (only present then)
     provenance:     {judge, prompt_version, key, time, tokens_in, tokens_out, cost_usd, latency_s, attempts}
 
 ``span`` is the character range of the quoted evidence in the failure's
@@ -34,11 +43,11 @@ import logging
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-from atlas_builder.diagnose.judge.plan import PURPOSE, build_messages
+from atlas_builder.diagnose.judge.plan import PURPOSE, build_messages, core_content, split_findings
 from atlas_builder.diagnose.judge.prompts import DIAGNOSE_PROMPT_VERSION, DIAGNOSE_SCHEMA
-from atlas_builder.diagnose.judge.store import STORE_DIR, read_records, request_key
+from atlas_builder.diagnose.judge.store import STORE_DIR, core_key, read_records, request_key
 from atlas_builder.records import Diagnosis, Evidence, FailureKey, Results
 
 logger = logging.getLogger(__name__)
@@ -176,11 +185,18 @@ def failure_diagnosis(record: Mapping[str, Any]) -> Diagnosis:
     )
 
 
-def stored_diagnoses(results: Results, data_dir: Path) -> list[Diagnosis]:
-    """Return one judge diagnosis (or judge failure) per failure with a matching stored answer."""
+def stored_diagnoses(
+    results: Results, data_dir: Path, check_findings: Iterable[Diagnosis] | None = None
+) -> list[Diagnosis]:
+    """Return one judge diagnosis (or judge failure) per failure with a matching stored answer.
+
+    ``check_findings`` are the current deterministic check results; with them,
+    answers made with other findings are marked ``findings_changed``.
+    """
     report = read_records(Path(data_dir) / STORE_DIR, PURPOSE)
     if not report.records:
         return []
+    current_findings = split_findings(check_findings)[1] if check_findings is not None else None
     failures = {
         (row["dataset"], row["model"], row["instance_id"]): row
         for row in results.failures().to_dict("records")
@@ -193,8 +209,9 @@ def stored_diagnoses(results: Results, data_dir: Path) -> list[Diagnosis]:
         )
     }
 
-    by_failure: dict[FailureKey, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
-    stale = unknown_version = 0
+    # failure -> [(findings changed, order, record)]
+    by_failure: dict[FailureKey, list[tuple[bool, int, dict[str, Any]]]] = defaultdict(list)
+    content_changed = peer_gone = unknown_version = 0
     for order, record in enumerate(report.records):
         subject = record.get("subject") or {}
         key = (subject.get("dataset"), subject.get("model"), subject.get("instance_id"))
@@ -211,27 +228,66 @@ def stored_diagnoses(results: Results, data_dir: Path) -> list[Diagnosis]:
         if peer_model is not None:
             peer_output = correct_outputs.get((key[0], key[2], peer_model))
             if peer_output is None:
-                stale += 1  # the peer's row is gone or no longer correct
+                peer_gone += 1  # the peer's row is gone or no longer correct
                 continue
-        messages = build_messages(results, row, peer_output, request.get("findings") or (), record["prompt_version"])
-        if request_key(messages, record["judge"], record["prompt_version"], schema) != record["key"]:
-            stale += 1
+        matches = _match_record(record, results, row, peer_output, schema,
+                                None if current_findings is None else current_findings.get(key, []))
+        if matches is None:
+            content_changed += 1
             continue
-        by_failure[key].append((order, record))
+        by_failure[key].append((matches == "findings changed", order, record))
 
     diagnoses: list[Diagnosis] = []
+    kept_with_other_findings = 0
     for key, candidates in by_failure.items():
-        answers = [item for item in candidates if item[1].get("ok")]
+        answers = [item for item in candidates if item[2].get("ok")]
         pool = answers or candidates
-        _, newest = max(pool, key=lambda item: (str(item[1].get("time", "")), item[0]))
+        changed, _, newest = max(pool, key=lambda item: (not item[0], str(item[2].get("time", "")), item[1]))
         try:
-            diagnoses.append(judge_diagnosis(newest, failures[key]["output"]) if newest.get("ok") else failure_diagnosis(newest))
+            item = judge_diagnosis(newest, failures[key]["output"]) if newest.get("ok") else failure_diagnosis(newest)
         except (KeyError, TypeError, IndexError) as error:
             logger.warning("judge record %s for %s is malformed (%r); skipping it", newest.get("key"), "/".join(key), error)
-    if stale or unknown_version:
+            continue
+        if changed:
+            item.details["findings_changed"] = True
+            kept_with_other_findings += 1
+        diagnoses.append(item)
+    if content_changed or peer_gone or unknown_version:
         logger.info(
-            "left out %d stored judge answers about changed data and %d with an unknown prompt version",
-            stale, unknown_version,
+            "left out stored judge answers: %d whose failure's input, output, reference or dataset changed, "
+            "%d whose peer answer is gone or no longer correct, %d with an unknown prompt version",
+            content_changed, peer_gone, unknown_version,
+        )
+    if kept_with_other_findings:
+        logger.info(
+            "kept %d stored judge answers made when the checks reported other findings (details.findings_changed); "
+            "'atlas diagnose --refresh-changed-findings' asks the judge again", kept_with_other_findings,
         )
     diagnoses.sort(key=lambda item: item.key)
     return diagnoses
+
+
+def _match_record(
+    record: Mapping[str, Any],
+    results: Results,
+    row: Mapping[str, Any],
+    peer_output: str | None,
+    schema: dict[str, Any],
+    current_findings: list[dict[str, str]] | None,
+) -> str | None:
+    """Tell how a stored record matches the failure today: "same", "findings changed" or None (no match)."""
+    judge, version = record["judge"], record["prompt_version"]
+    if current_findings is not None:
+        messages = build_messages(results, row, peer_output, current_findings, version)
+        if request_key(messages, judge, version, schema) == record["key"]:
+            return "same"
+    stored_core = record.get("core_key")
+    if isinstance(stored_core, str):
+        matched = core_key(core_content(results, row, peer_output), judge, version, schema) == stored_core
+    else:
+        stored_findings = (record.get("request") or {}).get("findings") or ()
+        messages = build_messages(results, row, peer_output, stored_findings, version)
+        matched = request_key(messages, judge, version, schema) == record["key"]
+    if not matched:
+        return None
+    return "same" if current_findings is None else "findings changed"
