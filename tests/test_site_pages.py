@@ -6,11 +6,14 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from atlas_builder.analysis import analyse
 from atlas_builder.results import load_results
+from atlas_builder.site.escape import markdown_safe
 from atlas_builder.site.pages import PageBuilder, Release
+from atlas_builder.site.render import template_environment
 from atlas_builder.taxonomy.load import load_taxonomy
 
 FIXTURE = Path(__file__).parent / "fixtures" / "site"
@@ -48,3 +51,17 @@ def test_family_skips_model_without_results(pages_with_resultless_model):
     assert member_ids == ["llama-3-8b", "llama-3-70b"]
     context = pages_with_resultless_model.family(llama[0])
     assert len(context["pairs"]) == 1
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (29812, "29,812"), (np.int64(29812), "29,812"), (1234, "1,234"), (-1500, "-1,500"), (999, "999"),
+    (np.float64(0.5), "0.5"), (True, "True"),
+])
+def test_numbers_grouped_by_thousands(value, expected):
+    assert str(markdown_safe(value)) == expected
+
+
+def test_percent_and_points_never_break():
+    env = template_environment()
+    text = env.from_string('{% import "_macros.md.j2" as m %}{{ m.pct(0.309) }} {{ m.pvalue(6.4e-9) }} {{ m.pvalue(0.0321) }}').render()
+    assert text == "30.9&nbsp;% &lt;&nbsp;0.001 0.032"

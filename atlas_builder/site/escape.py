@@ -9,6 +9,7 @@ Long text goes into ``<pre>`` blocks through ``pre_text``, which keeps newlines.
 
 from __future__ import annotations
 
+import numbers
 import re
 from typing import Any
 
@@ -33,10 +34,11 @@ def markdown_safe(value: Any) -> Markup:
         return value
     if value is None:
         return Markup("")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
-        return Markup(f"{value:,}")  # group digits of counts; four-digit numbers such as years stay as they are
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Markup(str(value))
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        # Counts, including numpy integers from pandas: digits grouped by thousands on every page.
+        return Markup(f"{int(value):,}")
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return Markup(str(float(value)))
     text = clean(value).replace("\n", " ").replace("\t", " ")
     return Markup(text.translate(_MARKDOWN_SPECIALS))
 
