@@ -206,6 +206,7 @@ def test_truncated_answer_is_rejected(tmp_path):
     assert answer.ok
     assert answer.attempts == 3
     assert stub.count == 3
+    assert "invalid_answer" not in answer.record  # an answer that finally passed keeps no rejected text
 
 
 def test_truncated_answer_error_names_length(tmp_path):
@@ -215,6 +216,33 @@ def test_truncated_answer_error_names_length(tmp_path):
 
     assert not answer.ok
     assert "truncated" in answer.error
+    [stored] = read_records(tmp_path / "judge").records
+    assert stored["invalid_answer"] == cut
+
+
+def test_invalid_answer_text_is_stored_cut_and_verbatim(tmp_path):
+    # Template syntax in the rejected text must come back as the same characters, never rendered.
+    payload = "{{ 7 * 7 }} {% for x in range(3) %}{{ x }}{% endfor %} " + "x" * 5000
+    broken = {**valid_answer(), "extra": payload}
+    with OpenAIStub(lambda body: broken) as stub:
+        answer = ask(make_client(tmp_path, stub, max_attempts=2))
+
+    assert not answer.ok
+    [stored] = read_records(tmp_path / "judge").records
+    text = stored["invalid_answer"]
+    assert len(text) == 2000
+    assert text == json.dumps(broken)[:2000]
+    assert "{{ 7 * 7 }} {% for x in range(3) %}{{ x }}{% endfor %}" in text
+    assert "49" not in text
+
+
+def test_failure_without_answer_text_stores_no_text(tmp_path):
+    with OpenAIStub(lambda body: Reply(status=500)) as stub:
+        answer = ask(make_client(tmp_path, stub, max_attempts=1))
+
+    assert not answer.ok
+    [stored] = read_records(tmp_path / "judge").records
+    assert "invalid_answer" not in stored
 
 
 @pytest.mark.parametrize(

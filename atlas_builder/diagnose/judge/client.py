@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from atlas_builder.diagnose.judge.prompts import AnswerRejected, validate_schema
-from atlas_builder.diagnose.judge.store import JudgeStore, record_settles, request_key, utc_now
+from atlas_builder.diagnose.judge.store import (
+    MAX_INVALID_ANSWER_CHARS,
+    JudgeStore,
+    record_settles,
+    request_key,
+    utc_now,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -334,6 +340,7 @@ class JudgeClient:
         started = time.monotonic()
         error = "no attempt was made"
         error_kind = "transient"
+        invalid_answer: str | None = None  # text of the last rejected answer, kept for audit
         attempt = 0
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
@@ -391,6 +398,7 @@ class JudgeClient:
                     data = _parse_answer(response, schema, check)
                 except AnswerRejected as exc:
                     error, error_kind = str(exc), "answer"
+                    invalid_answer = _answer_text(response) or invalid_answer
                 else:
                     return {
                         "ok": True, "answer": data, "error": None, "error_kind": None,
@@ -401,11 +409,15 @@ class JudgeClient:
                 delay = self._backoff(attempt, retry_after)
                 logger.info("retrying in %.2f s after attempt %d of %d: %s", delay, attempt, self.max_attempts, error)
                 await asyncio.sleep(delay)
-        return {
+        failure = {
             "ok": False, "answer": None, "error": error, "error_kind": error_kind,
             "attempts": attempt, "tokens_in": tokens_in, "tokens_out": tokens_out,
             "cost_usd": cost, "latency_s": round(time.monotonic() - started, 4),
         }
+        if invalid_answer is not None:
+            # Stored as data for whoever audits the failure; no template ever receives it.
+            failure["invalid_answer"] = invalid_answer[:MAX_INVALID_ANSWER_CHARS]
+        return failure
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Return the delay before the next attempt: exponential backoff with jitter, or a longer Retry-After."""
@@ -440,6 +452,15 @@ def _parse_answer(response: Any, schema: dict[str, Any], check: Callable[[Any], 
     if check is not None:
         check(data)
     return data
+
+
+def _answer_text(response: Any) -> str | None:
+    """Return the message text of a litellm response, or None when it has none."""
+    try:
+        content = response.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return content if isinstance(content, str) and content else None
 
 
 def _short(error: BaseException, limit: int = 300) -> str:
