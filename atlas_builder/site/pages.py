@@ -12,12 +12,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import numpy as np
 import pandas as pd
 import yaml
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from atlas_builder.analysis import Analysis
 from atlas_builder.analysis.compare import ANY_FAILURE
@@ -25,7 +25,7 @@ from atlas_builder.analysis.profiles import pick_examples
 from atlas_builder.ids import slug_problem, slugify
 from atlas_builder.records import Diagnoses, Results, Source, Taxonomy
 from atlas_builder.site.charts import ChartSpec
-from atlas_builder.site.escape import bibtex_text, clean, html_title, safe_title
+from atlas_builder.site.escape import bibtex_text, clean, html_title, markdown_safe, safe_title
 from atlas_builder.site.failures import descendants, publish
 
 SIGNIFICANCE = 0.05
@@ -95,9 +95,26 @@ def cite(release: Release, kind: str, item_id: str, title: str, path: str) -> di
     return {"permalink": url, "cite_text": plain, "bibtex": "\n".join(bib_lines)}
 
 
-def source_row(what: str, source: Source | None, license_name: str | None) -> dict[str, str]:
+def external_link(url: str | None) -> Markup | str:
+    """Return ``url`` as an HTML link when its scheme is http or https, otherwise as plain text.
+
+    Any other scheme (javascript:, data:, file:, relative paths) stays inert text that the
+    template escapes. The link text and the attribute are escaped here.
+    """
+    if not url:
+        return ""
+    text = clean(url).strip()
+    if urlsplit(text).scheme.lower() not in ("http", "https") or any(ch.isspace() for ch in text):
+        return text
+    href = str(escape(text)).replace("|", "%7C").replace("`", "%60")
+    return Markup(f'<a href="{href}" rel="nofollow noopener">') + markdown_safe(text) + Markup("</a>")
+
+
+def source_row(what: str, source: Source | None, license_name: str | None) -> dict[str, Any]:
     return {"what": what, "repository": source.repository if source else "unknown",
             "commit": (source.commit or "not recorded") if source else "not recorded",
+            "path": (source.path or "") if source else "",
+            "url": external_link(source.url) if source else "",
             "license": license_name or "unknown"}
 
 
