@@ -63,7 +63,7 @@ def safe_title(value: Any) -> str:
 def html_title(value: Any) -> str:
     """Return ``value`` on one line with HTML specials escaped, for a page title in front matter.
 
-    MkDocs puts the front-matter title into ``<title>``, the header and the nav without
+    MkDocs 1.6 with Material 9 puts the front-matter title into ``<title>``, the header and the nav without
     escaping it, so the escaped text shows every character of the name literally.
     """
     text = " ".join(clean(value).split())
