@@ -455,3 +455,42 @@ def test_changed_reference_is_logged_as_content_change(data, caplog, monkeypatch
     assert ("toy", "m1", "q-003") not in keys
     assert len(keys) == INSTANCES - 1
     assert "1 whose failure's input, output, reference or dataset changed" in caplog.text
+
+
+def test_total_budget_counts_earlier_runs(data):
+    prices = ("--price-in", "1000", "--price-out", "1000", "--max-concurrency", "1")
+    with OpenAIStub(answer_for) as stub:
+        first = run_cli(data, stub, *prices, "--budget-usd", "2")
+        after_first = stub.count
+        spent_first = sum(record["cost_usd"] for record in read_records(data / "judge").records)
+        second = run_cli(data, stub, *prices, "--budget-usd", "100", "--total-budget-usd", "4")
+        after_second = stub.count
+        third = run_cli(data, stub, *prices, "--total-budget-usd", "4")
+
+    assert first.exit_code == 0, first.output
+    assert 1 <= after_first < FAILURES
+    assert 0 < spent_first <= 2.0
+    assert second.exit_code == 0, second.output
+    assert "total budget of 4.0 USD for openai/stub-judge reached" in second.output
+    assert after_first < after_second < FAILURES
+    records = read_records(data / "judge").records
+    assert len(records) == after_second
+    assert sum(record["cost_usd"] for record in records) <= 4.0
+    # The per-run budget alone would let a third run spend 4 USD more; the total budget does not.
+    assert third.exit_code == 0, third.output
+    assert "total budget of 4.0 USD" in third.output
+    assert stub.count == after_second
+
+
+def test_total_budget_ignores_other_judges(tmp_path):
+    from atlas_builder.diagnose.judge.store import JudgeStore
+
+    with JudgeStore(tmp_path) as store:
+        for judge, cost in (("a", 1.5), ("a", None), ("b", 7.0), ("a", 0.25)):
+            store.append({"key": f"{judge}{cost}", "purpose": "taxonomy-induce", "judge": judge, "prompt_version": "v",
+                          "subject": None, "ok": True, "answer": {}, "cost_usd": cost})
+    reopened = JudgeStore(tmp_path)
+
+    assert reopened.recorded_cost("a") == 1.75
+    assert reopened.recorded_cost("b") == 7.0
+    assert reopened.recorded_cost("c") == 0.0

@@ -71,6 +71,9 @@ def _dry_run(plan: Any, pending: list[Any], store: Any, judge: str, price: tuple
               help="Seed of the failure sample and of the choice of the other model's correct answer.")
 @click.option("--budget-usd", type=click.FloatRange(min=0.0), metavar="X",
               help="Stop starting new requests once this run's cost in USD would pass X; requests in flight finish.")
+@click.option("--total-budget-usd", type=click.FloatRange(min=0.0), metavar="X",
+              help="Stop starting new requests once the cost in USD recorded in the store for this judge model "
+                   "(all earlier runs) plus this run's would pass X.")
 @click.option("--price-in", type=click.FloatRange(min=0.0), metavar="USD",
               help="Price in USD per million input tokens, used instead of litellm's (needed when litellm has no price).")
 @click.option("--price-out", type=click.FloatRange(min=0.0), metavar="USD",
@@ -96,8 +99,9 @@ def _dry_run(plan: Any, pending: list[Any], store: Any, judge: str, price: tuple
 def command(
     data_dir: Path, judge: str, api_base: str | None, api_key_env: str | None, max_concurrency: int,
     timeout: float, max_attempts: int, backoff: float, sample_ratio: float, seed: int, budget_usd: float | None,
-    price_in: float | None, price_out: float | None, max_output_tokens: int, dry_run: bool, no_peer_answer: bool,
-    include_explained: bool, retry_failed: bool, refresh_changed_findings: bool, datasets: tuple[str, ...], models: tuple[str, ...],
+    total_budget_usd: float | None, price_in: float | None, price_out: float | None, max_output_tokens: int,
+    dry_run: bool, no_peer_answer: bool, include_explained: bool, retry_failed: bool, refresh_changed_findings: bool,
+    datasets: tuple[str, ...], models: tuple[str, ...],
 ) -> None:
     """Diagnose failures with an LLM judge and store each answer under DATA/judge/.
 
@@ -171,7 +175,8 @@ def command(
         store.lock()
         client = JudgeClient(
             judge, store, api_base=api_base, api_key=api_key, max_concurrency=max_concurrency, timeout=timeout,
-            max_attempts=max_attempts, backoff_base=backoff, budget_usd=budget_usd, price_in=price_in,
+            max_attempts=max_attempts, backoff_base=backoff, budget_usd=budget_usd,
+            total_budget_usd=total_budget_usd, price_in=price_in,
             price_out=price_out, max_output_tokens=max_output_tokens, retry_failed=retry_failed,
         )
         summary = run_diagnosis(plan, client, refresh_changed_findings=refresh_changed_findings)
@@ -186,7 +191,10 @@ def command(
         f"{summary.http_requests} HTTP requests, {summary.tokens_in:,} tokens in, {summary.tokens_out:,} out, "
         f"cost {cost}, {summary.seconds:.1f} s"
     )
-    if summary.budget_reached:
+    if summary.budget_reached == "total":
+        click.echo(f"total budget of {total_budget_usd} USD for {judge} reached (cost recorded in {store.root} "
+                   "included); rerun with a larger --total-budget-usd to send the rest")
+    elif summary.budget_reached:
         click.echo(f"budget of {budget_usd} USD reached; rerun with a larger --budget-usd to send the rest")
     if summary.failed:
         click.echo(f"{summary.failed} requests are stored as judge failures with their reason in {store.root}; "

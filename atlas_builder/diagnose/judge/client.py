@@ -55,7 +55,14 @@ def litellm_price(model: str) -> tuple[float, float] | None:
 
 
 class BudgetExceeded(RuntimeError):
-    """Raised by ``complete_json`` before a call that would pass the budget; nothing is sent or stored."""
+    """Raised by ``complete_json`` before a call that would pass a budget; nothing is sent or stored.
+
+    ``scope`` is ``"run"`` for ``budget_usd`` and ``"total"`` for ``total_budget_usd``.
+    """
+
+    def __init__(self, message: str, scope: str):
+        super().__init__(message)
+        self.scope = scope
 
 
 class JudgeConfigError(RuntimeError):
@@ -144,7 +151,9 @@ class JudgeClient:
 
     ``max_concurrency`` bounds the requests in flight across all callers of
     this client. ``budget_usd`` stops new requests once the cost spent plus the
-    estimated cost of the requests in flight would pass it. A budget needs a
+    estimated cost of the requests in flight would pass it. ``total_budget_usd``
+    does the same after adding the cost of every record of this judge model
+    that the store held when the client was created. A budget needs a
     price, from litellm or from ``price_in``/``price_out`` (USD per million tokens).
     """
 
@@ -161,6 +170,7 @@ class JudgeClient:
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         budget_usd: float | None = None,
+        total_budget_usd: float | None = None,
         price_in: float | None = None,
         price_out: float | None = None,
         max_output_tokens: int = 4096,
@@ -184,6 +194,9 @@ class JudgeClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.budget_usd = budget_usd
+        self.total_budget_usd = total_budget_usd
+        # Cost recorded by earlier runs of this judge model; this client's own calls add to stats.spent_usd.
+        self.recorded_usd = store.recorded_cost(model) if total_budget_usd is not None else 0.0
         self.max_output_tokens = max_output_tokens
         self.temperature = temperature
         self.retry_failed = retry_failed
@@ -201,9 +214,10 @@ class JudgeClient:
         else:
             self.price = litellm_price(model)
             self.price_source = "litellm" if self.price is not None else "unknown"
-        if budget_usd is not None and self.price is None:
+        budget = budget_usd if budget_usd is not None else total_budget_usd
+        if budget is not None and self.price is None:
             raise JudgeConfigError(
-                f"litellm has no price for {model!r}, so a budget of {budget_usd} USD cannot be enforced; "
+                f"litellm has no price for {model!r}, so a budget of {budget} USD cannot be enforced; "
                 "pass price_in and price_out (USD per million tokens)"
             )
 
@@ -269,10 +283,17 @@ class JudgeClient:
             return JudgeAnswer.from_record(stored, cached=True)
 
         estimate = self._estimate_cost(messages)
-        if self.budget_usd is not None and self.stats.spent_usd + self._reserved_usd + estimate > self.budget_usd:
+        committed = self.stats.spent_usd + self._reserved_usd + estimate
+        if self.budget_usd is not None and committed > self.budget_usd:
             raise BudgetExceeded(
                 f"budget of {self.budget_usd:.4f} USD reached: spent {self.stats.spent_usd:.4f}, "
-                f"in flight {self._reserved_usd:.4f}, next call about {estimate:.4f}"
+                f"in flight {self._reserved_usd:.4f}, next call about {estimate:.4f}", "run"
+            )
+        if self.total_budget_usd is not None and self.recorded_usd + committed > self.total_budget_usd:
+            raise BudgetExceeded(
+                f"total budget of {self.total_budget_usd:.4f} USD for {self.model} reached: "
+                f"{self.recorded_usd:.4f} recorded by earlier runs, spent {self.stats.spent_usd:.4f} in this run, "
+                f"in flight {self._reserved_usd:.4f}, next call about {estimate:.4f}", "total"
             )
         self._reserved_usd += estimate
         try:

@@ -30,7 +30,7 @@ class RunSummary:
     answered: int = 0
     failed: int = 0  # requests recorded as judge failures
     not_sent: int = 0  # requests left unsent because the budget was reached
-    budget_reached: bool = False
+    budget_reached: str | None = None  # BudgetExceeded.scope ("run" or "total") when a budget stopped the run
     http_requests: int = 0  # retries included
     tokens_in: int = 0
     tokens_out: int = 0
@@ -70,8 +70,8 @@ def pending_requests(
 
 async def send_requests(
     requests: list[DiagnosisRequest], client: JudgeClient, *, show_progress: bool = True
-) -> tuple[int, int, bool]:
-    """Send ``requests`` with ``client.max_concurrency`` workers; return (answered, failed, budget_reached).
+) -> tuple[int, int, str | None]:
+    """Send ``requests`` with ``client.max_concurrency`` workers; return (answered, failed, budget scope or None).
 
     Once the budget is reached no new request starts, and the requests in
     flight finish and are stored. A ``JudgeConfigError`` stops every worker and
@@ -79,7 +79,7 @@ async def send_requests(
     """
     queue = deque(requests)
     answered = failed = 0
-    budget_reached = False
+    budget_reached: str | None = None
     bar = tqdm(total=len(requests), desc="diagnose", unit="call", file=sys.stderr, disable=None if show_progress else True,
                dynamic_ncols=True)
 
@@ -102,7 +102,7 @@ async def send_requests(
             except BudgetExceeded as error:
                 if not budget_reached:
                     logger.warning("%s; stopping after the calls in flight", error)
-                budget_reached = True
+                budget_reached = error.scope
                 queue.appendleft(request)
                 return
             if answer.ok:
