@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from atlas_builder.diagnose.checks.answers import final_answer
@@ -18,14 +19,20 @@ def _flat(text: str) -> str:
     return _SPACES.sub(" ", text).strip().lower()
 
 
+@functools.lru_cache(maxsize=4096)
+def _prompt_views(prompt: str) -> tuple[str, str]:
+    """Return the flattened prompt and its flattened last line; cached, as every model shares the prompt."""
+    stripped = prompt.strip()
+    return _flat(prompt), (_flat(stripped.splitlines()[-1]) if stripped else "")
+
+
 def check_echo(row: Row) -> Finding | None:
     """Report an output whose lines (at least 90% of its characters) occur verbatim in the prompt, with no answer of its own."""
     output = row.output.strip()
     if len(output) < MIN_CHARS or not row.input:
         return None
-    prompt = _flat(row.input)
+    prompt, question = _prompt_views(row.input)
     flat_output = _flat(output)
-    question = _flat(row.input.strip().splitlines()[-1]) if row.input.strip() else ""
     if flat_output in prompt:
         copied = len(output)
         total = len(output)

@@ -54,8 +54,15 @@ NOT_ENGLISH_SHARE = 0.04
 MIN_CONFIDENCE = 0.5
 
 
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+
+
 def dominant_script(text: str) -> tuple[str | None, int]:
     """Return the writing system of most letters in ``text`` and the letter count."""
+    if text.isascii():
+        # Fast path: every letter of an ASCII text is Latin, so one scan counts them all.
+        total = len(_ASCII_LETTER.findall(text))
+        return ("Latin" if total else None), total
     counts = {name: len(pattern.findall(text)) for name, pattern in _SCRIPTS.items()}
     total = sum(counts.values())
     if total == 0:
@@ -90,24 +97,35 @@ def identify(text: str) -> tuple[str | None, float]:
     return best.language.name.title(), best.value
 
 
+@functools.lru_cache(maxsize=4096)
+def _question_profile(prompt: str) -> tuple[bool, str | None, int, float]:
+    """Return (asks for a language, script, letter count, English word share) of a prompt's question.
+
+    Cached: every model of a dataset answers the same prompt."""
+    question = prompt[-QUESTION_CHARS:]
+    if _ASKS_LANGUAGE.search(prompt):
+        return True, None, 0, 0.0
+    script, letters = dominant_script(question)
+    share = english_share(question)[0] if script == "Latin" else 0.0
+    return False, script, letters, share
+
+
 def check_language(row: Row) -> Finding | None:
     """Report an output written in another language than its question."""
-    question = row.input[-QUESTION_CHARS:]
-    if _ASKS_LANGUAGE.search(row.input):
+    asks_language, question_script, question_letters, question_share = _question_profile(row.input)
+    if asks_language or question_letters < MIN_LETTERS or question_script is None:
         return None
-    answer = _CODE.sub(" ", row.output)
-    question_script, question_letters = dominant_script(question)
+    answer = _CODE.sub(" ", row.output) if ("`" in row.output or "$" in row.output or "\\" in row.output) else row.output
     answer_script, answer_letters = dominant_script(answer)
-    if question_letters < MIN_LETTERS or answer_letters < MIN_LETTERS or None in (question_script, answer_script):
+    if answer_letters < MIN_LETTERS or answer_script is None:
         return None
     if question_script == answer_script:
-        if question_script != "Latin":
+        if question_script != "Latin" or question_share < ENGLISH_SHARE:
             return None
-        question_share, _ = english_share(question)
         answer_share, answer_words = english_share(answer)
         if question_share < ENGLISH_SHARE or answer_share >= NOT_ENGLISH_SHARE or answer_words < 15:
             return None
-    question_language, question_confidence = identify(question)
+    question_language, question_confidence = identify(row.input[-QUESTION_CHARS:])
     answer_language, answer_confidence = identify(answer)
     if (
         question_language is None
