@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from atlas_builder.cli.common import data_option
+from atlas_builder.cli.common import api_key_from_env, check_prices, data_option, judge_options
 
 logger = logging.getLogger(__name__)
 
@@ -52,32 +51,13 @@ def _dry_run(plan: Any, pending: list[Any], store: Any, judge: str, price: tuple
 
 @click.command(name="diagnose")
 @data_option
-@click.option("--judge", "judge", envvar="ATLAS_JUDGE", required=True, metavar="MODEL",
-              help="litellm model name of the judge, such as openai/gpt-4o-mini; default from $ATLAS_JUDGE.")
-@click.option("--api-base", metavar="URL", help="Base URL of the judge's API; default: the provider's own.")
-@click.option("--api-key-env", metavar="NAME",
-              help="Name of the environment variable that holds the API key; default: the provider's usual variable.")
-@click.option("--max-concurrency", type=click.IntRange(1, 1000), default=8, show_default=True,
-              help="Maximum number of judge requests in flight at once.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
-              help="Seconds to wait for one answer before the attempt counts as timed out.")
-@click.option("--max-attempts", type=click.IntRange(1, 20), default=4, show_default=True,
-              help="Attempts per request (first try plus retries) before it is stored as a judge failure.")
+@judge_options()
 @click.option("--backoff", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="Seconds before the first retry; doubles per attempt up to 60 s, with random jitter.")
 @click.option("--sample-ratio", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0, show_default=True,
               help="Fraction of failures to diagnose per model x dataset (rounded up).")
 @click.option("--seed", type=int, default=42, show_default=True,
               help="Seed of the failure sample and of the choice of the other model's correct answer.")
-@click.option("--budget-usd", type=click.FloatRange(min=0.0), metavar="X",
-              help="Stop starting new requests once this run's cost in USD would pass X; requests in flight finish.")
-@click.option("--total-budget-usd", type=click.FloatRange(min=0.0), metavar="X",
-              help="Stop starting new requests once the cost in USD recorded in the store for this judge model "
-                   "(all earlier runs) plus this run's would pass X.")
-@click.option("--price-in", type=click.FloatRange(min=0.0), metavar="USD",
-              help="Price in USD per million input tokens, used instead of litellm's (needed when litellm has no price).")
-@click.option("--price-out", type=click.FloatRange(min=0.0), metavar="USD",
-              help="Price in USD per million output tokens, used instead of litellm's.")
 @click.option("--max-output-tokens", type=click.IntRange(64), default=4096, show_default=True,
               help="Maximum tokens in one judge answer; a longer answer counts as truncated.")
 @click.option("--dry-run", is_flag=True,
@@ -120,8 +100,7 @@ def command(
     from atlas_builder.diagnose.judge.run import pending_requests, run_diagnosis
     from atlas_builder.results.load import InvalidResultsError, load_results
 
-    if (price_in is None) != (price_out is None):
-        raise click.UsageError("give both --price-in and --price-out, or neither")
+    check_prices(price_in, price_out)
     try:
         results = load_results(data_dir)
     except InvalidResultsError as error:
@@ -159,12 +138,8 @@ def command(
         click.echo("nothing to send")
         return
 
-    api_key = None
-    if api_key_env:
-        api_key = os.environ.get(api_key_env)
-        if not api_key:
-            raise click.BadParameter(f"environment variable {api_key_env} is not set or empty", param_hint="--api-key-env")
-    else:
+    api_key = api_key_from_env(api_key_env)
+    if api_key is None:
         missing = missing_credentials(judge, api_base)
         if missing:
             # litellm reports a missing key as an HTTP 500 on every request, which would be retried as transient.

@@ -7,7 +7,6 @@ import contextlib
 import csv
 import functools
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -15,39 +14,9 @@ from typing import Any, Callable, Iterator
 import click
 import yaml
 
-from atlas_builder.cli.common import data_option
+from atlas_builder.cli.common import api_key_from_env, check_prices, data_option, judge_options
 
 logger = logging.getLogger(__name__)
-
-
-def judge_options(required: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add the judge options (the same names and meanings as ``atlas diagnose``) to a command."""
-
-    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        options = [
-            click.option("--judge", "judge", envvar="ATLAS_JUDGE", required=required, metavar="MODEL",
-                         help="litellm model name of the judge, such as openai/gpt-4o-mini; default from $ATLAS_JUDGE."),
-            click.option("--api-base", metavar="URL", help="Base URL of the judge's API; default: the provider's own."),
-            click.option("--api-key-env", metavar="NAME",
-                         help="Name of the environment variable that holds the API key; default: the provider's usual variable."),
-            click.option("--max-concurrency", type=click.IntRange(1, 1000), default=8, show_default=True,
-                         help="Maximum number of judge requests in flight at once."),
-            click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
-                         help="Seconds to wait for one answer before the attempt counts as timed out."),
-            click.option("--max-attempts", type=click.IntRange(1, 20), default=4, show_default=True,
-                         help="Attempts per request (first try plus retries) before it is stored as a judge failure."),
-            click.option("--budget-usd", type=click.FloatRange(min=0.0), metavar="X",
-                         help="Stop starting new requests once the cost in USD would pass X."),
-            click.option("--price-in", type=click.FloatRange(min=0.0), metavar="USD",
-                         help="Price in USD per million input tokens, used instead of litellm's."),
-            click.option("--price-out", type=click.FloatRange(min=0.0), metavar="USD",
-                         help="Price in USD per million output tokens, used instead of litellm's."),
-        ]
-        for option in reversed(options):
-            function = option(function)
-        return function
-
-    return decorate
 
 
 def induction_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -94,14 +63,8 @@ def open_judges(data_dir: Path, options: dict[str, Any], extra_models: tuple[str
     """Open the judge store with its write lock and yield a client per model (the main judge first)."""
     from atlas_builder.diagnose.judge import JudgeClient, JudgeConfigError, JudgeStore, StoreLockedError
 
-    if (options["price_in"] is None) != (options["price_out"] is None):
-        raise click.UsageError("give both --price-in and --price-out, or neither")
-    api_key = None
-    if options["api_key_env"]:
-        api_key = os.environ.get(options["api_key_env"])
-        if not api_key:
-            raise click.BadParameter(f"environment variable {options['api_key_env']} is not set or empty",
-                                     param_hint="--api-key-env")
+    check_prices(options["price_in"], options["price_out"])
+    api_key = api_key_from_env(options["api_key_env"])
     store = JudgeStore.for_data(data_dir)
     try:
         store.lock()
@@ -109,6 +72,7 @@ def open_judges(data_dir: Path, options: dict[str, Any], extra_models: tuple[str
             JudgeClient(model, store, api_base=options["api_base"], api_key=api_key,
                         max_concurrency=options["max_concurrency"], timeout=options["timeout"],
                         max_attempts=options["max_attempts"], budget_usd=options["budget_usd"],
+                        total_budget_usd=options["total_budget_usd"],
                         price_in=options["price_in"], price_out=options["price_out"])
             for model in (options["judge"], *extra_models) if model is not None
         ]

@@ -12,11 +12,12 @@ placed between fence lines whose marker none of the texts contains.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import jinja2
+
+from atlas_builder.diagnose.judge.prompts import fence_marker
 
 MAX_NAME_WORDS = 5
 MAX_DEFINITION_WORDS = 30
@@ -84,18 +85,6 @@ def prompt_set(name: str) -> PromptSet:
         return PROMPT_SETS[name]
     except KeyError:
         raise ValueError(f"unknown prompt set {name!r}; use one of {', '.join(sorted(PROMPT_SETS))}") from None
-
-
-def fence_marker(texts: Iterable[str]) -> str:
-    """Return a marker derived from ``texts`` that none of them contains."""
-    texts = list(texts)
-    digest = hashlib.sha256("\x00".join(texts).encode("utf-8"))
-    for attempt in range(1000):
-        digest.update(attempt.to_bytes(4, "big"))
-        marker = f"DATA-{digest.hexdigest()[:20]}"
-        if not any(marker in text for text in texts):
-            return marker
-    raise RuntimeError("no fence marker absent from the texts was found in 1000 tries")
 
 
 @functools.lru_cache(maxsize=None)

@@ -67,13 +67,7 @@ def request_key(messages: list[dict[str, Any]], judge: str, prompt_version: str,
     It covers exactly what decides the answer: the messages, the judge model,
     the prompt version and the answer schema (canonical JSON, sorted keys).
     """
-    canonical = json.dumps(
-        {"messages": messages, "judge": judge, "prompt_version": prompt_version, "schema": schema},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return _json_sha256({"messages": messages, "judge": judge, "prompt_version": prompt_version, "schema": schema})
 
 
 def core_key(content: Mapping[str, Any], judge: str, prompt_version: str, schema: dict[str, Any]) -> str:
@@ -84,12 +78,12 @@ def core_key(content: Mapping[str, Any], judge: str, prompt_version: str, schema
     requests with the same core key ask the judge the same question, so an
     answer to one is a usable answer to the other.
     """
-    canonical = json.dumps(
-        {"content": content, "judge": judge, "prompt_version": prompt_version, "schema": schema},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    return _json_sha256({"content": content, "judge": judge, "prompt_version": prompt_version, "schema": schema})
+
+
+def _json_sha256(value: Any) -> str:
+    """Return the sha256 hex digest of ``value`` as canonical JSON (sorted keys, no spaces, UTF-8)."""
+    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
