@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import shutil
@@ -22,12 +23,17 @@ from synthetic import fixture_diagnoses  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def build_fixture(out: Path, **kwargs):
-    """Build the fixture atlas into ``out``; return (records, report)."""
-    results = load_results(FIXTURE / "data")
+def build_fixture(out: Path, data: Path = FIXTURE / "data", stability=None, **kwargs):
+    """Build the fixture atlas (or the copy in ``data``) into ``out``; return (records, report).
+
+    ``stability`` stands in for the taxonomy stage's agreement figures.
+    """
+    results = load_results(data)
     diagnoses = fixture_diagnoses(results)
-    taxonomy = load_taxonomy(FIXTURE / "data")
+    taxonomy = load_taxonomy(data)
     analysis = analyse(results, diagnoses, taxonomy)
+    if stability is not None:
+        analysis = dataclasses.replace(analysis, stability=stability)
     report = render_site(results, diagnoses, taxonomy, analysis, docs_dir=out / "src", site_dir=out / "site", **kwargs)
     return (results, diagnoses, taxonomy, analysis), report
 
@@ -148,23 +154,31 @@ def test_undiagnosed_share_on_home(built):
     assert str(len(diagnoses.undiagnosed)) in text
 
 
-def test_stability_figures_rendered():
-    from atlas_builder.site.render import _stability_text
-
-    texts = _stability_text({"taxonomy_version": "1", "runs": 3, "failures": 500,
-                             "levels": {"top": {"ari": {"mean": 0.81, "min": 0.7}}}, "variant": None,
-                             "kappa": [{"between": "judge-a and judge-b", "kappa": 0.64, "items": 200}],
-                             "categories": {"computation-error": {"consistency": 0.9, "members": 40}}})
-    assert "3 induction runs over 500 failures" in texts[None]
-    assert "ari mean 0.810, min 0.700" in texts[None]
-    assert "kappa 0.640" in texts[None]
-    assert "consistency 0.900" in texts["computation-error"]
+def test_stability_figures_rendered(tmp_path):
+    summary = json.loads((FIXTURE / "stability.json").read_text(encoding="utf-8"))
+    build_fixture(tmp_path, stability=summary)
+    site = tmp_path / "site"
+    methodology = (site / "methodology" / "index.html").read_text(encoding="utf-8")
+    assert "3 induction runs over 500 failures" in methodology
+    assert "0.810 (0.700)" in methodology  # top-level ARI mean (min)
+    assert "0.860 (0.790)" in methodology  # top-level NMI
+    assert "74.0" in methodology  # matched share, as a percentage
+    assert "0.640" in methodology  # kappa
+    assert "judge-a and judge-b" in methodology
+    assert "Adjusted Rand index" in methodology
+    measured = (site / "categories" / "computation-error" / "index.html").read_text(encoding="utf-8")
+    assert "90.0" in measured
+    assert "40 member failures" in measured
+    unmeasured = (site / "categories" / "refusal" / "index.html").read_text(encoding="utf-8")
+    assert "no figure for it" in unmeasured
 
 
 def test_stability_missing_says_not_measured(built):
     out, _, _ = built
     text = (out / "site" / "categories" / "computation-error" / "index.html").read_text(encoding="utf-8")
-    assert "not measured yet" in text
+    assert "not measured yet: run <code>atlas taxonomy stability --runs N</code>" in text
+    methodology = (out / "site" / "methodology" / "index.html").read_text(encoding="utf-8")
+    assert "Not measured yet: run <code>atlas taxonomy stability --runs N</code>" in methodology
 
 
 def test_repository_docs_included(tmp_path):

@@ -52,6 +52,10 @@ def _finite(values: list[float] | None) -> list[float]:
 
 def draw(spec: ChartSpec) -> bytes:
     """Draw ``spec`` and return the SVG bytes (identical for identical specs)."""
+    if spec.extra.get("type") == "icicle":
+        from atlas_builder.site.hierarchy import draw_icicle
+
+        return draw_icicle(spec)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -27,6 +27,7 @@ from atlas_builder.records import Diagnoses, Results, Source, Taxonomy
 from atlas_builder.site.charts import ChartSpec
 from atlas_builder.site.escape import bibtex_text, clean, html_title, markdown_safe, safe_title
 from atlas_builder.site.failures import descendants, publish
+from atlas_builder.site.hierarchy import tree_nodes
 
 SIGNIFICANCE = 0.05
 
@@ -138,6 +139,8 @@ class PageBuilder:
         self.accuracy_by_model = dict(tuple(analysis.accuracy.groupby("model")))
         self.accuracy_by_dataset = dict(tuple(analysis.accuracy.groupby("dataset")))
         self.mix_by_dataset = dict(tuple(analysis.mix.groupby("dataset"))) if len(analysis.mix) else {}
+        self.nodes, self.root_total = tree_nodes(taxonomy, failures)
+        self.node_by_id = {node["id"]: node for node in self.nodes}
 
     # ---- shared pieces -------------------------------------------------------------------
 
@@ -259,7 +262,7 @@ class PageBuilder:
 
     # ---- category pages ------------------------------------------------------------------
 
-    def category(self, category_id: str, stability: Any) -> tuple[dict[str, Any], list[ChartSpec], dict[str, Any], pd.DataFrame]:
+    def category(self, category_id: str, agreement: dict[str, Any]) -> tuple[dict[str, Any], list[ChartSpec], dict[str, Any], pd.DataFrame]:
         """Return the context, charts, JSON download and CSV table of one category page."""
         category = self.taxonomy.categories[category_id]
         subtree = descendants(self.taxonomy, category_id)
@@ -282,11 +285,15 @@ class PageBuilder:
         context = {
             **self.common, "front_matter": front_matter(category.name, description=title), "category": category,
             "parent": self.taxonomy.categories.get(category.parent) if category.parent else None,
-            "children": self.taxonomy.children(category_id), "total": int(len(inside)),
+            "node": self.node_by_id.get(category_id),
+            "breadcrumb": [self.node_by_id[ancestor] for ancestor in self.node_by_id[category_id]["path"]]
+                          if category_id in self.node_by_id else [],
+            "children": [self.node_by_id[child.id] for child in self.taxonomy.children(category_id)],
+            "total": int(len(inside)),
             "total_share": len(inside) / len(diagnosed) if len(diagnosed) else None,
             "by_model": model_rows, "by_dataset": dataset_rows, "examples": examples, "chart": chart,
             "chart_alt": safe_title(f"Bar chart: diagnosed failures in {category.name} per model (up to 30 models); numbers in the table below"),
-            "stability": stability,
+            "agreement": agreement,
             "browse_link": link("../failures/index.md", category=category_id),
             "page": self.cite_page("category", category_id, f"ErrorAtlas release {self.release.name}: {title}", f"categories/{category_id}/"),
             "provenance": [source_row(f"taxonomy v{self.taxonomy.version}", Source(repository="this atlas", path=str(self.taxonomy.path.name) if self.taxonomy.path else None), "see repository")],

@@ -26,9 +26,11 @@ import yaml
 
 from atlas_builder.analysis import Analysis
 from atlas_builder.records import Diagnoses, Results, Taxonomy
+from atlas_builder.site.agreement import agreement_context, category_agreement
 from atlas_builder.site.charts import ChartSpec, render_charts
 from atlas_builder.site.escape import markdown_safe, pre_text, safe_title
 from atlas_builder.site.failures import write_browser_data
+from atlas_builder.site.hierarchy import icicle_spec, taxonomy_changes
 from atlas_builder.site.pages import PageBuilder, Release, compare_shards, diagnoser_rows, front_matter
 from atlas_builder.site.writer import OutputTree
 
@@ -165,22 +167,27 @@ class SiteRenderer:
         self.data("datasets/datasets.csv", _csv(pd.DataFrame(summary)))
 
     def render_categories(self) -> None:
-        stability = _stability_text(self.analysis.stability)
-        rows = []
-        counts = self.analysis.failures["category"].value_counts()
-        for category_id, category in self.taxonomy.categories.items():
-            context, specs, download, table = self.pages.category(category_id, stability.get(category_id) or stability.get(None))
+        summary = self.analysis.stability
+        for category_id in self.taxonomy.categories:
+            context, specs, download, table = self.pages.category(category_id, category_agreement(summary, category_id))
             self.page(f"categories/{category_id}.md", "category.md.j2", context)
             self.charts += specs
             self.data(f"categories/{category_id}.csv", _csv(table))
             self.data(f"categories/{category_id}.json", _json(download))
-        for category in _tree_order(self.taxonomy):
-            depth = 0 if category.parent is None else 1
-            rows.append({"id": category.id, "name": category.name, "kind": category.kind, "depth": depth,
-                         "k": int(counts.get(category.id, 0)), "published_share": category.published_share})
-        self.page("categories/index.md", "categories_index.md.j2",
-                  {**self.pages.common, "front_matter": front_matter("Error categories"), "rows": rows})
-        self.data("categories/categories.csv", _csv(pd.DataFrame(rows).drop(columns="depth")))
+        nodes, total = self.pages.nodes, self.pages.root_total
+        chart = "taxonomy-hierarchy.svg" if total else None
+        if chart:
+            self.charts.append(icicle_spec(chart, nodes, total, self.taxonomy.version))
+        self.page("categories/index.md", "categories_index.md.j2", {
+            **self.pages.common, "front_matter": front_matter("Error categories"), "rows": nodes, "total": total,
+            "chart": chart, "changes": taxonomy_changes(self.taxonomy),
+            "chart_alt": safe_title(f"Icicle diagram of taxonomy v{self.taxonomy.version}: each block is a category, its height "
+                                    "its share of all diagnosed failures, subcategories to the right of their parent; "
+                                    "numbers in the table beside it"),
+        })
+        columns = ["id", "name", "parent", "depth", "kind", "name_status", "k", "share", "published_share"]
+        self.data("categories/categories.csv", _csv(pd.DataFrame([{key: row[key] for key in columns} for row in nodes],
+                                                                 columns=columns)))
 
     def render_home(self) -> None:
         coverage = self.analysis.coverage
@@ -207,6 +214,7 @@ class SiteRenderer:
         docs = self.repo_docs
         self.page("methodology.md", "methodology.md.j2", {
             **common, "front_matter": front_matter("Methodology"), "categories": list(self.taxonomy.categories.values()),
+            "agreement": agreement_context(self.analysis.stability),
             "checks_doc": _doc_text(docs / "checks.md") if docs else None})
         self.page("submit.md", "submit.md.j2", {
             "front_matter": front_matter("Submit results"),
@@ -232,49 +240,6 @@ class _Prefixed:
 
     def write(self, relative: str, data: bytes | str) -> bool:
         return self.tree.write(f"{self.prefix}/{relative}", data)
-
-
-def _tree_order(taxonomy: Taxonomy):
-    for category in taxonomy.children(None):
-        yield category
-        yield from taxonomy.children(category.id)
-
-
-def _stability_text(summary: Any) -> dict[str | None, str]:
-    """Return the taxonomy stage's agreement figures as text per category id (None: atlas-wide)."""
-    if not summary or not isinstance(summary, dict):
-        return {}
-    parts = []
-    if summary.get("runs") is not None:
-        parts.append(f"{summary['runs']} induction runs over {summary.get('failures', '?')} failures "
-                     f"(taxonomy v{summary.get('taxonomy_version', '?')})")
-    for level, figures in (summary.get("levels") or {}).items():
-        parts.append(f"{level} level: {_flatten(figures)}")
-    if summary.get("variant"):
-        parts.append(f"against a variant prompt: {_flatten(summary['variant'])}")
-    for entry in summary.get("kappa") or []:
-        if isinstance(entry, dict):
-            parts.append(f"Cohen's kappa {_fmt(entry.get('kappa'))} between {entry.get('between')} ({entry.get('items')} items)")
-    overall = "Agreement of the taxonomy stage: " + "; ".join(parts) + "." if parts else None
-    texts: dict[str | None, str] = {None: overall} if overall else {}
-    for category_id, figures in (summary.get("categories") or {}).items():
-        if isinstance(figures, dict) and overall:
-            texts[category_id] = (f"Consistency of this category: {_flatten(figures)} (mean share of its failures that "
-                                  f"a re-induced taxonomy keeps together). {overall}")
-    return texts
-
-
-def _flatten(value: Any) -> str:
-    """Return nested figures as "key value" text, such as "ari mean 0.812, min 0.700"."""
-    if isinstance(value, dict):
-        return ", ".join(f"{key} {_flatten(item)}" for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_flatten(item) for item in value)
-    return _fmt(value)
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def effective_config(base: Path, docs: Path, site_dir: Path, release: Release, families: list[dict]) -> dict[str, Any]:
