@@ -74,17 +74,17 @@ def check_output_folders(data_dir: Path, **outputs: Path) -> None:
     resolved = {name: Path(path).resolve() for name, path in outputs.items()}
     cwd = Path.cwd().resolve()
     for name, path in resolved.items():
-        given = outputs[name]
+        option_value = outputs[name]
         if path == data or path.is_relative_to(data) or data.is_relative_to(path):
-            raise UnsafeOutputError(f"--{name} {given} overlaps the data folder {data_dir}; choose a folder outside it")
+            raise UnsafeOutputError(f"--{name} {option_value} overlaps the data folder {data_dir}; choose a folder outside it")
         if cwd.is_relative_to(path):
-            raise UnsafeOutputError(f"--{name} {given} contains the current directory; choose a subfolder such as 'site'")
+            raise UnsafeOutputError(f"--{name} {option_value} contains the current directory; choose a subfolder such as 'site'")
         for other_name, other in resolved.items():
             if other_name != name and (path == other or path.is_relative_to(other)):
-                raise UnsafeOutputError(f"--{name} {given} overlaps --{other_name} {outputs[other_name]}; use separate folders")
+                raise UnsafeOutputError(f"--{name} {option_value} overlaps --{other_name} {outputs[other_name]}; use separate folders")
         if path.is_dir() and any(path.iterdir()) and not (path / OUTPUT_MARKER).exists():
             raise UnsafeOutputError(
-                f"--{name} {given} is not empty and was not written by atlas build (no {OUTPUT_MARKER} file); "
+                f"--{name} {option_value} is not empty and was not written by atlas build (no {OUTPUT_MARKER} file); "
                 "pass a new or empty folder, or delete this one first")
     for path in resolved.values():
         path.mkdir(parents=True, exist_ok=True)

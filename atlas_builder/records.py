@@ -3,7 +3,7 @@
 The build runs results -> diagnose -> taxonomy -> analysis -> site. Each stage
 takes the records below and returns new ones; no stage reads another stage's
 files or internals. Instance rows stay in one pandas DataFrame (columns in
-``RESULT_COLUMNS``) because the atlas holds hundreds of thousands of them.
+``RESULT_COLUMNS``) because an atlas contains hundreds of thousands of them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ TextRule = Literal["full", "excerpt", "hidden"]
 
 @dataclass(frozen=True)
 class Source:
-    """Where published results or metadata came from."""
+    """Provenance of published results or metadata: repository, commit, path and URL."""
 
     repository: str
     commit: str | None = None
