@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -193,3 +194,19 @@ def test_repository_docs_included(tmp_path):
     assert "[Python](https://www.python.org/)" in page
     submit = (tmp_path / "src" / "docs" / "submit.md").read_text(encoding="utf-8")
     assert "Each line of a result file" in submit  # no result-format.md there: the built-in summary
+
+
+def test_family_nav_title_shows_exact_text(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURE / "data", data)
+    hostile = '<i>Fam</i> & "q" *x* {{ 7*7 }}'
+    for model in ("llama-3-8b", "llama-3-70b"):
+        path = data / "models" / f"{model}.yaml"
+        text = path.read_text(encoding="utf-8").replace("family: llama-3", f"family: '{hostile}'")
+        path.write_text(text, encoding="utf-8")
+    build_fixture(tmp_path / "out", data=data)
+    page = (tmp_path / "out" / "site" / "index.html").read_text(encoding="utf-8")
+    assert "<i>Fam</i>" not in page
+    shown = [html.unescape(title) for title in re.findall(r'md-nav__link[^>]*>\s*(?:<span[^>]*>)?\s*([^<]*Fam[^<]*)', page)]
+    assert shown, "the family is missing from the nav"
+    assert shown[0].strip() == f"{hostile} family"

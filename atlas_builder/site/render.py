@@ -28,7 +28,7 @@ from atlas_builder.analysis import Analysis
 from atlas_builder.records import Diagnoses, Results, Taxonomy
 from atlas_builder.site.agreement import agreement_context, category_agreement
 from atlas_builder.site.charts import ChartSpec, render_charts
-from atlas_builder.site.escape import markdown_safe, pre_text, safe_title
+from atlas_builder.site.escape import html_title, markdown_safe, pre_text, safe_title
 from atlas_builder.site.failures import write_browser_data
 from atlas_builder.site.hierarchy import icicle_spec, taxonomy_changes
 from atlas_builder.site.pages import PageBuilder, Release, compare_shards, diagnoser_rows, front_matter
@@ -249,7 +249,8 @@ def effective_config(base: Path, docs: Path, site_dir: Path, release: Release, f
     config["site_dir"] = str(Path(site_dir).resolve())
     if release.site_url:
         config["site_url"] = release.site_url.rstrip("/") + f"/{release.name}/"
-    family_nav = [{f"{family['name']} family": f"models/families/{family['id']}.md"} for family in families]
+    # A nav title reaches the HTML unescaped (MkDocs 1.6, Material 9), so it is escaped here, like page titles.
+    family_nav = [{f"{html_title(family['name'])} family": f"models/families/{family['id']}.md"} for family in families]
     config["nav"] = [
         {"Home": "index.md"},
         {"Models": ["models/index.md", {"Compare two models": "models/compare.md"}, *family_nav]},
