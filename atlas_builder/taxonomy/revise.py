@@ -304,11 +304,13 @@ def revise_from_draft(
 
     ``old_assignments`` and ``draft_assignments`` map titles to category ids
     in ``current`` and ``draft``; ``weights`` gives each title's failures (1
-    when missing). Content categories are matched by name first, then
+    when missing). A title counts for its draft category and for each of that
+    category's ancestors. Content categories are matched by name first, then
     one-to-one by shared failures (both directions at least ``MATCH_SHARE``);
     a matched draft category keeps the old id. Every old id also maps to each
-    other category that received at least ``SPLIT_SHARE`` of its failures, so
-    an old category is split, merged or retired by where its failures went. Mechanical and
+    other category that received at least ``SPLIT_SHARE`` of its failures,
+    unless that category is an ancestor or a subcategory of a target already
+    chosen. So an old category is split, merged or retired by where its failures went. Mechanical and
     special categories of ``current`` carry over unchanged.
     """
     weights = weights or {}
@@ -320,9 +322,16 @@ def revise_from_draft(
         if new is not None:
             flows[(old, new)] += weights.get(title, 1)
     old_total = Counter()
+    for (old, _), weight in list(flows.items()):
+        old_total[old] += weight
+    # Draft assignments name a title's deepest category, but the title also belongs to every ancestor of it, so
+    # an old category whose failures a draft parent and its subcategories share is matched with that parent.
+    depth = {new: len(_draft_ancestors(draft, new)) for new in draft.categories}
+    for (old, new), weight in list(flows.items()):
+        for ancestor in _draft_ancestors(draft, new):
+            flows[(old, ancestor)] += weight
     new_total = Counter()
     for (old, new), weight in flows.items():
-        old_total[old] += weight
         new_total[new] += weight
 
     id_of: dict[str, str] = {}  # draft id -> id in the next version
@@ -366,13 +375,20 @@ def revise_from_draft(
         )
 
     mapping: dict[str, list[str]] = {}
-    matched_old = {value for value in id_of.values() if value in current.categories}
     for old in old_content:
         total = old_total[old]
-        shares = sorted(((flows.get((old, new), 0.0) / total, new) for new in draft_content) if total else [],
-                        reverse=True)
-        targets = [old] if old in matched_old else []
-        targets += [id_of[new] for share, new in shares if share >= SPLIT_SHARE and id_of[new] not in targets]
+        # Largest share first. On a tie between a category and its subcategory, the subcategory comes first
+        # because it is the more precise target.
+        shares = sorted(((-flows.get((old, new), 0.0) / total, -depth[new], new) for new in draft_content)
+                        if total else [])
+        chosen = [new for new in draft_content if id_of[new] == old]
+        for negative_share, _, new in shares:
+            # A subcategory or an ancestor of a chosen target adds nothing, because the chosen one covers it.
+            nested = any(new in _draft_ancestors(draft, other) or other in _draft_ancestors(draft, new)
+                         for other in chosen)
+            if -negative_share >= SPLIT_SHARE and new not in chosen and not nested:
+                chosen.append(new)
+        targets = [id_of[new] for new in chosen]
         mapping[old] = targets  # several: split; one: kept, renamed or merged into it; none: retired
     for category in current.categories.values():
         if category.kind == "content":
@@ -385,6 +401,16 @@ def revise_from_draft(
         categories[category.id] = replace(category, parent=parent)
         mapping[category.id] = [category.id]
     return _next_version(current, categories, mapping)
+
+
+def _draft_ancestors(draft: Taxonomy, category_id: str) -> list[str]:
+    """Return the parent, grandparent, ... of ``category_id`` in ``draft``."""
+    ancestors = []
+    parent = draft.categories[category_id].parent if category_id in draft.categories else None
+    while parent is not None and parent not in ancestors:
+        ancestors.append(parent)
+        parent = draft.categories[parent].parent if parent in draft.categories else None
+    return ancestors
 
 
 def draft_from_files(draft_path: Path) -> tuple[Taxonomy, dict[str, str]]:
