@@ -32,17 +32,18 @@ class SiteReport:
 
 def render_site(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, analysis: Analysis, *,
                 docs_dir: Path, site_dir: Path, release: Release | None = None, base_config: Path | None = None,
-                repo_docs: Path | None = Path("docs"), build_html: bool = True) -> SiteReport:
+                repo_docs: Path | None = Path("docs"), build_html: bool = True, force: bool = False) -> SiteReport:
     """Write the MkDocs sources into ``docs_dir`` and build the HTML site into ``site_dir``.
 
     ``release`` names the atlas release shown on every page (default "dev");
     ``repo_docs`` is the folder whose checks.md and result-format.md the
-    methodology and submission pages include when they exist.
+    methodology and submission pages include when they exist. ``force`` renders
+    every page and chart although the manifests say their inputs are unchanged.
     """
     release = release or Release()
     tree, pages, config_path, seconds = render_sources(
         results, diagnoses, taxonomy, analysis, docs_dir=Path(docs_dir), site_dir=Path(site_dir), release=release,
-        base_config=base_config, repo_docs=repo_docs)
+        base_config=base_config, repo_docs=repo_docs, force=force)
     if build_html:
         start = time.perf_counter()
         run_mkdocs(config_path)

@@ -103,8 +103,9 @@ def _draw_named(spec: ChartSpec) -> tuple[str, bytes]:
     return spec.name, draw(spec)
 
 
-def render_charts(specs: list[ChartSpec], tree, folder: str, *, workers: int | None = None) -> dict[str, int]:
-    """Write every chart of ``specs`` into ``folder`` of the output ``tree``, drawing only changed ones.
+def render_charts(specs: list[ChartSpec], tree, folder: str, *, workers: int | None = None,
+                  force: bool = False) -> dict[str, int]:
+    """Write every chart of ``specs`` into ``folder`` of the output ``tree``, drawing only changed ones (all with ``force``).
 
     Returns counts: drawn, skipped.
     """
@@ -116,7 +117,7 @@ def render_charts(specs: list[ChartSpec], tree, folder: str, *, workers: int | N
     todo = []
     for spec in specs:
         relative = f"{folder}/{spec.name}"
-        if manifest.get(spec.name) == spec.digest() and tree.path(relative).exists():
+        if not force and manifest.get(spec.name) == spec.digest() and tree.path(relative).exists():
             tree.mark(relative)
         else:
             todo.append(spec)

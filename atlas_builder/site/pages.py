@@ -140,6 +140,9 @@ class PageBuilder:
         self.accuracy_by_dataset = dict(tuple(analysis.accuracy.groupby("dataset")))
         self.mix_by_dataset = dict(tuple(analysis.mix.groupby("dataset"))) if len(analysis.mix) else {}
         self.nodes, self.root_total = tree_nodes(taxonomy, failures)
+        self.diagnosed = failures[failures["category"].notna()]
+        self.diagnosed_by_model = self.diagnosed.groupby("model").size()
+        self.diagnosed_by_dataset = self.diagnosed.groupby("dataset").size()
         self.node_by_id = {node["id"]: node for node in self.nodes}
 
     # ---- shared pieces -------------------------------------------------------------------
@@ -265,12 +268,8 @@ class PageBuilder:
     def category(self, category_id: str, agreement: dict[str, Any]) -> tuple[dict[str, Any], list[ChartSpec], dict[str, Any], pd.DataFrame]:
         """Return the context, charts, JSON download and CSV table of one category page."""
         category = self.taxonomy.categories[category_id]
-        subtree = descendants(self.taxonomy, category_id)
-        failures = self.analysis.failures
-        diagnosed = failures[failures["category"].notna()]
-        inside = diagnosed[diagnosed["category"].isin(subtree)]
-        model_all = diagnosed.groupby("model").size()
-        dataset_all = diagnosed.groupby("dataset").size()
+        subtree, inside = self._category_slice(category_id)
+        diagnosed, model_all, dataset_all = self.diagnosed, self.diagnosed_by_model, self.diagnosed_by_dataset
         by_model = inside.groupby("model").size().sort_values(ascending=False, kind="stable")
         by_dataset = inside.groupby("dataset").size().sort_values(ascending=False, kind="stable")
         model_rows = [{"id": m, "name": self.results.models[m].name, "k": int(k), "share": k / model_all[m]} for m, k in by_model.items()]
@@ -322,6 +321,47 @@ class PageBuilder:
                 "diagnoser": diagnosis.diagnoser, "output": output, "cut": cut, "hidden": info.publishing.text == "hidden",
                 "reason": info.publishing.reason, "warning": info.publishing.content_warning,
                 "link": link("../../failures/", dataset=key[0], model=key[1], id=key[2])}
+
+    def _category_slice(self, category_id: str) -> tuple[set[str], pd.DataFrame]:
+        subtree = descendants(self.taxonomy, category_id)
+        return subtree, self.diagnosed[self.diagnosed["category"].isin(subtree)]
+
+    # ---- inputs of the pages the renderer skips when unchanged ---------------------------
+    # Each list holds everything the page and its downloads print, so equal digests mean equal bytes.
+    # A new value on one of these pages must be added to its list.
+
+    def model_inputs(self, model_id: str) -> list[Any]:
+        accuracy = self.accuracy_by_model[model_id]
+        failures = self.failures_by_model.get(model_id, self.analysis.failures.iloc[0:0])
+        nearest = [(other, similarity, self.results.models[other].name) for other, similarity in self.analysis.nearest.get(model_id, [])]
+        return [self.common, repr(self.release), repr(self.results.models[model_id]), accuracy,
+                self.signature_by_model.get(model_id, self.analysis.signature.iloc[0:0]), failures[["diagnoser", "kind"]],
+                nearest, [repr(self.results.datasets[d]) for d in accuracy["dataset"]], self.category_names]
+
+    def dataset_inputs(self, dataset_id: str) -> list[Any]:
+        accuracy = self.accuracy_by_dataset[dataset_id]
+        failures = self.failures_by_dataset.get(dataset_id, self.analysis.failures.iloc[0:0])
+        suspects = sorted((instance_id, evidence) for (suspect_dataset, instance_id), evidence
+                          in self.diagnoses.suspect_references.items() if suspect_dataset == dataset_id)
+        references = self._references(dataset_id) if suspects else {}
+        return [self.common, repr(self.release), repr(self.results.datasets[dataset_id]), accuracy,
+                [repr(self.results.models[m]) for m in accuracy["model"]], self.mix_by_dataset.get(dataset_id, self.analysis.mix.iloc[0:0]),
+                [(instance_id, evidence, references.get(instance_id)) for instance_id, evidence in suspects],
+                failures[["diagnoser", "kind"]], self.category_names]
+
+    def category_inputs(self, category_id: str, agreement: dict[str, Any]) -> list[Any]:
+        category = self.taxonomy.categories[category_id]
+        subtree, inside = self._category_slice(category_id)
+        models, datasets = sorted(set(inside["model"])), sorted(set(inside["dataset"]))
+        related = [*self.node_by_id[category_id]["path"], category_id, *(c.id for c in self.taxonomy.children(category_id))]
+        examples = [self._example(row) for row in pick_examples(inside, subtree).to_dict("records")]
+        return [self.common, repr(self.release), repr(category),
+                repr(self.taxonomy.categories.get(category.parent)) if category.parent else None,
+                [self.node_by_id[node_id] for node_id in related],
+                inside[["dataset", "model", "instance_id", "category", "diagnoser", "kind"]],
+                self.diagnosed_by_model.reindex(models), self.diagnosed_by_dataset.reindex(datasets),
+                [self.results.models[m].name for m in models], [self.results.datasets[d].name for d in datasets],
+                examples, agreement, self.taxonomy.path.name if self.taxonomy.path else None]
 
     # ---- families ------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import yaml
 from atlas_builder.analysis import Analysis
 from atlas_builder.records import Diagnoses, Results, Taxonomy
 from atlas_builder.site.agreement import agreement_context, category_agreement
+from atlas_builder.site.cache import PageCache, chart_specs, input_digest
 from atlas_builder.site.charts import ChartSpec, render_charts
 from atlas_builder.site.escape import html_title, markdown_safe, pre_text, safe_title
 from atlas_builder.site.failures import write_browser_data
@@ -92,17 +93,20 @@ class SiteRenderer:
     """Writes every page, chart and data file of one build into an ``OutputTree``."""
 
     def __init__(self, results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, analysis: Analysis,
-                 tree: OutputTree, release: Release, repo_docs: Path | None):
+                 tree: OutputTree, release: Release, repo_docs: Path | None, *, force: bool = False):
         self.results, self.diagnoses, self.taxonomy, self.analysis = results, diagnoses, taxonomy, analysis
         self.tree, self.release, self.repo_docs = tree, release, repo_docs
         self.env = template_environment()
         self.pages = PageBuilder(results, diagnoses, taxonomy, analysis, release)
         self.charts: list[ChartSpec] = []
         self.page_count = 0
+        self.cache = PageCache(tree, DOCS, force=force)
+
+    def render_page(self, template: str, context: dict[str, Any]) -> str:
+        return self.env.get_template(template).render(**context)
 
     def page(self, relative: str, template: str, context: dict[str, Any]) -> None:
-        text = self.env.get_template(template).render(**context)
-        self.tree.write(f"{DOCS}/{relative}", text)
+        self.tree.write(f"{DOCS}/{relative}", self.render_page(template, context))
         self.page_count += 1
 
     def data(self, relative: str, text: str) -> None:
@@ -116,6 +120,7 @@ class SiteRenderer:
         self.render_fixed_pages()
         write_browser_data(_Prefixed(self.tree, DOCS), self.results, self.diagnoses, self.taxonomy, self.analysis)
         self.render_assets()
+        self.cache.save()
 
     def render_models(self) -> None:
         summary = []
@@ -123,17 +128,22 @@ class SiteRenderer:
             if model_id not in self.pages.accuracy_by_model:
                 logger.warning("model %s has metadata but no results; no page", model_id)
                 continue
-            context, specs, download, table = self.pages.model(model_id)
-            self.page(f"models/{model_id}.md", "model.md.j2", context)
-            self.charts += specs
-            self.data(f"models/{model_id}.csv", _csv(table))
-            self.data(f"models/{model_id}.json", _json(download))
-            totals = context["totals"]
-            summary.append({"id": model_id, "name": self.results.models[model_id].name,
-                            "organization": self.results.models[model_id].organization or "",
-                            "datasets": totals["datasets"], "instances": totals["instances"],
-                            "accuracy": (totals["instances"] - totals["failures"]) / totals["instances"],
-                            "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"]})
+            unit, digest = f"model:{model_id}", input_digest(self.pages.model_inputs(model_id))
+            entry = self.cache.lookup(unit, digest)
+            if entry is None:
+                context, specs, download, table = self.pages.model(model_id)
+                totals = context["totals"]
+                row = {"id": model_id, "name": self.results.models[model_id].name,
+                       "organization": self.results.models[model_id].organization or "",
+                       "datasets": totals["datasets"], "instances": totals["instances"],
+                       "accuracy": (totals["instances"] - totals["failures"]) / totals["instances"],
+                       "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"]}
+                entry = self.cache.store(unit, digest, {
+                    f"models/{model_id}.md": self.render_page("model.md.j2", context),
+                    f"models/{model_id}.csv": _csv(table), f"models/{model_id}.json": _json(download)}, specs, row)
+            self.page_count += 1
+            self.charts += chart_specs(entry)
+            summary.append(entry["row"])
         families = self.pages.families()
         for family in families:
             self.page(f"models/families/{family['id']}.md", "family.md.j2", self.pages.family(family))
@@ -152,16 +162,21 @@ class SiteRenderer:
             if dataset_id not in self.pages.accuracy_by_dataset:
                 logger.warning("dataset %s has metadata but no results; no page", dataset_id)
                 continue
-            context, specs, download, table = self.pages.dataset(dataset_id)
-            self.page(f"datasets/{dataset_id}.md", "dataset.md.j2", context)
-            self.charts += specs
-            self.data(f"datasets/{dataset_id}.csv", _csv(table))
-            self.data(f"datasets/{dataset_id}.json", _json(download))
-            info, totals = self.results.datasets[dataset_id], context["totals"]
-            summary.append({"id": dataset_id, "name": info.name, "task_type": info.task_type, "models": totals["models"],
-                            "instances": totals["instances"], "accuracy": context["mean_accuracy"],
-                            "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"],
-                            "publishing": info.publishing.text})
+            unit, digest = f"dataset:{dataset_id}", input_digest(self.pages.dataset_inputs(dataset_id))
+            entry = self.cache.lookup(unit, digest)
+            if entry is None:
+                context, specs, download, table = self.pages.dataset(dataset_id)
+                info, totals = self.results.datasets[dataset_id], context["totals"]
+                row = {"id": dataset_id, "name": info.name, "task_type": info.task_type, "models": totals["models"],
+                       "instances": totals["instances"], "accuracy": context["mean_accuracy"],
+                       "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"],
+                       "publishing": info.publishing.text}
+                entry = self.cache.store(unit, digest, {
+                    f"datasets/{dataset_id}.md": self.render_page("dataset.md.j2", context),
+                    f"datasets/{dataset_id}.csv": _csv(table), f"datasets/{dataset_id}.json": _json(download)}, specs, row)
+            self.page_count += 1
+            self.charts += chart_specs(entry)
+            summary.append(entry["row"])
         self.page("datasets/index.md", "datasets_index.md.j2",
                   {**self.pages.common, "front_matter": front_matter("Datasets"), "rows": summary})
         self.data("datasets/datasets.csv", _csv(pd.DataFrame(summary)))
@@ -169,11 +184,17 @@ class SiteRenderer:
     def render_categories(self) -> None:
         summary = self.analysis.stability
         for category_id in self.taxonomy.categories:
-            context, specs, download, table = self.pages.category(category_id, category_agreement(summary, category_id))
-            self.page(f"categories/{category_id}.md", "category.md.j2", context)
-            self.charts += specs
-            self.data(f"categories/{category_id}.csv", _csv(table))
-            self.data(f"categories/{category_id}.json", _json(download))
+            agreement = category_agreement(summary, category_id)
+            unit, digest = f"category:{category_id}", input_digest(self.pages.category_inputs(category_id, agreement))
+            entry = self.cache.lookup(unit, digest)
+            if entry is None:
+                context, specs, download, table = self.pages.category(category_id, agreement)
+                entry = self.cache.store(unit, digest, {
+                    f"categories/{category_id}.md": self.render_page("category.md.j2", context),
+                    f"categories/{category_id}.csv": _csv(table), f"categories/{category_id}.json": _json(download)},
+                    specs, None)
+            self.page_count += 1
+            self.charts += chart_specs(entry)
         nodes, total = self.pages.nodes, self.pages.root_total
         chart = "taxonomy-hierarchy.svg" if total else None
         if chart:
@@ -283,21 +304,24 @@ def run_mkdocs(config_path: Path) -> None:
 
 def render_sources(results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, analysis: Analysis, *,
                    docs_dir: Path, site_dir: Path, release: Release, base_config: Path | None = None,
-                   repo_docs: Path | None = None) -> tuple[OutputTree, int, Path, dict[str, float]]:
-    """Write every generated source file; return the tree, page count, config path and step timings."""
+                   repo_docs: Path | None = None, force: bool = False) -> tuple[OutputTree, int, Path, dict[str, float]]:
+    """Write every generated source file; return the tree, page count, config path and step timings.
+
+    ``force`` renders every page and draws every chart even when its inputs match the manifests.
+    """
     seconds: dict[str, float] = {}
     tree = OutputTree(Path(docs_dir), keep=KEEP)
-    renderer = SiteRenderer(results, diagnoses, taxonomy, analysis, tree, release, repo_docs)
+    renderer = SiteRenderer(results, diagnoses, taxonomy, analysis, tree, release, repo_docs, force=force)
     start = time.perf_counter()
     renderer.render_all()
     seconds["pages"] = time.perf_counter() - start
     start = time.perf_counter()
-    render_charts(renderer.charts, tree, f"{DOCS}/charts")
+    render_charts(renderer.charts, tree, f"{DOCS}/charts", force=force)
     seconds["charts"] = time.perf_counter() - start
     config = effective_config(find_base_config(base_config), Path(docs_dir) / DOCS, site_dir, release, renderer.pages.families())
     tree.write("mkdocs.yml", "# Generated by atlas_builder.site from the repository's mkdocs.yml; do not edit.\n"
                + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     removed = tree.prune()
-    logger.info("site sources: %d pages; %d files written, %d unchanged, %d stale removed (%.2f s pages, %.2f s charts)",
-                renderer.page_count, tree.written, tree.unchanged, removed, seconds["pages"], seconds["charts"])
+    logger.info("site sources: %d pages (%d rendered, %d skipped); %d files written, %d unchanged, %d stale removed (%.2f s pages, %.2f s charts)",
+                renderer.page_count, renderer.cache.rendered, renderer.cache.skipped, tree.written, tree.unchanged, removed, seconds["pages"], seconds["charts"])
     return tree, renderer.page_count, Path(docs_dir) / "mkdocs.yml", seconds

@@ -31,6 +31,7 @@ class OutputTree:
         self.root = Path(root)
         self.keep = set(keep)
         self.written = 0
+        self.written_paths: list[str] = []
         self.unchanged = 0
         self.produced: set[str] = set()
 
@@ -54,6 +55,7 @@ class OutputTree:
             pass
         _replace_file(target, payload)
         self.written += 1
+        self.written_paths.append(relative)
         return True
 
     def mark(self, relative: str) -> None:
