@@ -144,6 +144,7 @@ class PageBuilder:
         self.diagnosed_by_model = self.diagnosed.groupby("model").size()
         self.diagnosed_by_dataset = self.diagnosed.groupby("dataset").size()
         self.node_by_id = {node["id"]: node for node in self.nodes}
+        self._example_cache: dict[str, list[dict[str, Any]]] = {}
 
     # ---- shared pieces -------------------------------------------------------------------
 
@@ -274,7 +275,7 @@ class PageBuilder:
         by_dataset = inside.groupby("dataset").size().sort_values(ascending=False, kind="stable")
         model_rows = [{"id": m, "name": self.results.models[m].name, "k": int(k), "share": k / model_all[m]} for m, k in by_model.items()]
         dataset_rows = [{"id": d, "name": self.results.datasets[d].name, "k": int(k), "share": k / dataset_all[d]} for d, k in by_dataset.items()]
-        examples = [self._example(row) for row in pick_examples(inside, subtree).to_dict("records")]
+        examples = self._examples(category_id, inside, subtree)
         chart = f"category-{category_id}.svg"
         top_rows = model_rows[:30]
         specs = [ChartSpec(name=chart, title=f"{category.name}: failures by model", xlabel="diagnosed failures in this category",
@@ -309,13 +310,28 @@ class PageBuilder:
                     "examples": [{k: ex[k] for k in ("dataset", "model", "instance_id")} for ex in examples]}
         return context, specs, download, table
 
-    def _example(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _examples(self, category_id: str, inside: pd.DataFrame, subtree: set[str]) -> list[dict[str, Any]]:
+        """Return the example failures of a category, computed once per build (the page digest needs them too)."""
+        if category_id not in self._example_cache:
+            picked = pick_examples(inside, subtree).to_dict("records")
+            outputs = self._first_outputs([(row["dataset"], row["model"], row["instance_id"]) for row in picked])
+            self._example_cache[category_id] = [self._example(row, outputs) for row in picked]
+        return self._example_cache[category_id]
+
+    def _first_outputs(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        """Return the output of the first result row of each (dataset, model, instance) key, in one pass over the rows."""
+        rows = self.results.rows
+        part = rows.loc[rows["instance_id"].isin({key[2] for key in keys}), ["dataset", "model", "instance_id", "output"]]
+        found: dict[tuple[str, str, str], str] = {}
+        for dataset, model, instance_id, output in zip(part["dataset"], part["model"], part["instance_id"], part["output"]):
+            found.setdefault((dataset, model, instance_id), output)
+        return found
+
+    def _example(self, row: dict[str, Any], outputs: dict[tuple[str, str, str], str]) -> dict[str, Any]:
         key = (row["dataset"], row["model"], row["instance_id"])
         info = self.results.datasets[row["dataset"]]
         diagnosis = self.diagnoses.primary[key]
-        rows = self.results.rows
-        match = rows[(rows["dataset"] == key[0]) & (rows["model"] == key[1]) & (rows["instance_id"] == key[2])]
-        output, cut = publish(match["output"].iloc[0], info.publishing) if len(match) else (None, False)
+        output, cut = publish(outputs[key], info.publishing) if key in outputs else (None, False)
         return {"dataset": key[0], "model": key[1], "instance_id": key[2], "dataset_name": info.name,
                 "model_name": self.results.models[key[1]].name, "title": diagnosis.title, "summary": diagnosis.summary,
                 "diagnoser": diagnosis.diagnoser, "output": output, "cut": cut, "hidden": info.publishing.text == "hidden",
@@ -354,7 +370,7 @@ class PageBuilder:
         subtree, inside = self._category_slice(category_id)
         models, datasets = sorted(set(inside["model"])), sorted(set(inside["dataset"]))
         related = [*self.node_by_id[category_id]["path"], category_id, *(c.id for c in self.taxonomy.children(category_id))]
-        examples = [self._example(row) for row in pick_examples(inside, subtree).to_dict("records")]
+        examples = self._examples(category_id, inside, subtree)
         return [self.common, repr(self.release), repr(category),
                 repr(self.taxonomy.categories.get(category.parent)) if category.parent else None,
                 [self.node_by_id[node_id] for node_id in related],
