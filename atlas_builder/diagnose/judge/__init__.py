@@ -12,7 +12,7 @@ induce/classify prompts elsewhere), ``JudgeClient`` is the one way to call it::
     store.lock()                               # one writing process at a time
     client = JudgeClient("openai/gpt-4o-mini", store, api_base=None, api_key=None,
                          max_concurrency=8, timeout=120, max_attempts=4,
-                         budget_usd=None, price_in=None, price_out=None)
+                         budget_usd=None, total_budget_usd=None, price_in=None, price_out=None)
     answer = await client.complete_json(
         purpose="taxonomy-induce",             # slug; selects the store folder data/judge/<purpose>/
         prompt_version="taxonomy-induce-v1",   # bump it whenever the template's wording changes
@@ -31,7 +31,7 @@ induce/classify prompts elsewhere), ``JudgeClient`` is the one way to call it::
   errors with exponential backoff and jitter; invalid JSON, a truncated answer
   (``finish_reason="length"``) or a schema/``check`` violation is retried too.
   After ``max_attempts`` the failure is stored with its reason (``ok`` False).
-- ``BudgetExceeded`` is raised before a call that would pass the budget;
+- ``BudgetExceeded`` is raised before a call that would pass the run or total budget;
   ``JudgeConfigError`` when credentials or the model name are rejected.
 - Calls of one client share one concurrency limit; run them in one event loop
   and ``await client.flush()`` before it ends (the store fsyncs in groups).

@@ -436,7 +436,7 @@ class JudgeClient:
             "cost_usd": cost, "latency_s": round(time.monotonic() - started, 4),
         }
         if invalid_answer is not None:
-            # Stored as data for whoever audits the failure; no template ever receives it.
+            # Kept for audit only: stored_diagnoses does not copy it into a Diagnosis, so no page or prompt shows it.
             failure["invalid_answer"] = invalid_answer[:MAX_INVALID_ANSWER_CHARS]
         return failure
 
