@@ -166,6 +166,8 @@ def test_stability_figures_rendered(tmp_path):
     assert "74.0" in methodology  # matched share, as a percentage
     assert "0.640" in methodology  # kappa
     assert "judge-a and judge-b" in methodology
+    assert "<td style=\"text-align: right;\">200</td>" in methodology  # failures behind the kappa
+    assert "built-in method" not in methodology
     assert "Adjusted Rand index" in methodology
     measured = (site / "categories" / "computation-error" / "index.html").read_text(encoding="utf-8")
     assert "90.0" in measured

@@ -51,7 +51,7 @@ def agreement_context(summary: Any) -> dict[str, Any]:
         if isinstance(entry, dict):
             between = entry.get("between")
             label = " and ".join(map(str, between)) if isinstance(between, (list, tuple)) else str(between or "")
-            kappas.append({"between": label, "kappa": _number(entry.get("kappa")), "items": entry.get("items")})
+            kappas.append({"between": label, "kappa": _number(entry.get("kappa")), "failures": entry.get("items")})
     return {"measured": True, "runs": summary.get("runs"), "failures": summary.get("failures"),
             "version": summary.get("taxonomy_version"), "created": summary.get("created"),
             "reference": summary.get("consistency_reference"), "rows": rows, "kappa": kappas,

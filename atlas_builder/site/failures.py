@@ -112,6 +112,8 @@ def failure_record(row: dict, info: DatasetInfo, diagnoses: list[Diagnosis], pri
 
 def write_browser_data(tree, results: Results, diagnoses: Diagnoses, taxonomy: Taxonomy, analysis: Analysis) -> dict[str, int]:
     """Write the shards, the per-scope indexes and the browser's metadata file; return counts."""
+    # NOTE: every shard is rebuilt on every render; with the 0.1x bench atlas on 2 cores this is about 2.6 s of a 4.2 s
+    # rebuild in which nothing changed. A digest per (dataset, model) pair, as the page manifest keeps, would skip them.
     by_key: dict[tuple[str, str, str], list[Diagnosis]] = defaultdict(list)
     for item in diagnoses.items:
         by_key[item.key].append(item)
