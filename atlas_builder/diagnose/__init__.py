@@ -22,7 +22,8 @@ ACCIDENTAL_PASS_DIAGNOSER = "check:scored-right-by-accident"
 
 def diagnose(results: Results) -> Diagnoses:
     """Run the checks, read stored judge answers and pick each failure's primary diagnosis."""
-    items = run_checks_cached(results, run_checks) + stored_diagnoses(results, results.data_dir)
+    checks = run_checks_cached(results, run_checks)
+    items = checks + stored_diagnoses(results, results.data_dir, check_findings=checks)
     by_key: dict[FailureKey, list[Diagnosis]] = defaultdict(list)
     suspect: dict[tuple[str, str], dict] = {}
     accidental: list[Diagnosis] = []
