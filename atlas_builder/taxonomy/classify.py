@@ -170,8 +170,13 @@ class Assignment:
 
 
 def offered_children(taxonomy: Taxonomy, parent: str | None) -> list[Category]:
-    """Return the categories the classifier may choose below ``parent`` (None for the top level)."""
-    return [category for category in taxonomy.children(parent) if category.id not in NOT_OFFERED]
+    """Return the categories the classifier may choose below ``parent`` (None for the top level).
+
+    Mechanical categories are left out: only the deterministic checks assign
+    them, so offering them would spend a request on a level the judge cannot use.
+    """
+    return [category for category in taxonomy.children(parent)
+            if category.id not in NOT_OFFERED and category.kind != "mechanical"]
 
 
 async def classify_into_taxonomy(
