@@ -63,3 +63,16 @@ def test_cache_off_always_runs(tmp_path, monkeypatch):
     checks_cache.run_checks_cached(load_results(data), counting(calls))
 
     assert calls == [["quiz"], ["quiz"]]
+
+
+def test_forked_workers_match_serial(tmp_path, monkeypatch):
+    rows = {(f"set{n}", model): quiz_rows("") for n in range(3) for model in ("alpha", "beta")}
+    data = write_atlas(tmp_path / "data", rows, taxonomy_from=SEED_TAXONOMY)
+    monkeypatch.setenv("ATLAS_CACHE_DIR", "off")
+    serial = checks_cache.run_checks_cached(load_results(data), run_checks)
+
+    monkeypatch.setattr(checks_cache, "PARALLEL_MIN_ROWS", 1)
+    forked = checks_cache.run_checks_cached(load_results(data), run_checks)
+
+    assert len(serial) == 6
+    assert forked == serial

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -94,9 +95,9 @@ def run_checks_cached(results: Results, run_checks: Callable[[Results], list[Dia
     logger.info("checks: %d datasets from the cache, %d to check", len(found), len(missing))
 
     rows = sum(int((results.rows["dataset"] == dataset_id).sum()) for dataset_id in missing)
-    if len(missing) > 1 and rows >= PARALLEL_MIN_ROWS and (os.cpu_count() or 1) > 1:
-        with ProcessPoolExecutor(max_workers=min(len(missing), os.cpu_count() or 1)) as pool:
-            computed = dict(zip(missing, pool.map(run_checks, [subset(results, d) for d in missing])))
+    workers = min(len(missing), os.cpu_count() or 1)
+    if workers > 1 and rows >= PARALLEL_MIN_ROWS and "fork" in multiprocessing.get_all_start_methods():
+        computed = _run_forked(results, run_checks, missing, workers)
     else:
         computed = {dataset_id: run_checks(subset(results, dataset_id)) for dataset_id in missing}
 
@@ -105,6 +106,29 @@ def run_checks_cached(results: Results, run_checks: Callable[[Results], list[Dia
         if cache_dir is not None:
             _write(cache_dir / f"{dataset_id}.json", keys[dataset_id], items)
     return [item for dataset_id in sorted(found) for item in found[dataset_id]]
+
+
+_FORKED: tuple[Results, Callable[[Results], list[Diagnosis]]] | None = None
+
+
+def _check_forked(dataset_id: str) -> list[Diagnosis]:
+    if _FORKED is None:
+        raise RuntimeError("_check_forked runs only in workers started by _run_forked")
+    results, run_checks = _FORKED
+    return run_checks(subset(results, dataset_id))
+
+
+def _run_forked(results: Results, run_checks: Callable[[Results], list[Diagnosis]], dataset_ids: list[str],
+                workers: int) -> dict[str, list[Diagnosis]]:
+    """Check datasets in forked workers that share the parent's rows instead of receiving a pickled copy."""
+    global _FORKED
+    _FORKED = (results, run_checks)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            return dict(zip(dataset_ids, pool.map(_check_forked, dataset_ids)))
+    finally:
+        _FORKED = None
 
 
 def _read(path: Path, key: str) -> list[Diagnosis] | None:
