@@ -92,12 +92,18 @@ def check_output_folders(data_dir: Path, **outputs: Path) -> None:
                                           encoding="utf-8")
 
 
-def build(data_dir: Path, site_dir: Path, docs_dir: Path, *, release: Release | None = None) -> BuildReport:
-    """Run the whole pipeline and build the HTML site into ``site_dir`` (pages name ``release``, default "dev")."""
+def build(data_dir: Path, site_dir: Path, docs_dir: Path, *, release: Release | None = None,
+          force: bool = False) -> BuildReport:
+    """Run the whole pipeline and build the HTML site into ``site_dir`` (pages name ``release``, default "dev").
+
+    Pages and charts whose inputs did not change since the last build are kept;
+    ``force`` renders and draws everything again.
+    """
     check_output_folders(data_dir, out=site_dir, docs=docs_dir)
     seconds: dict[str, float] = {}
     results, diagnoses, taxonomy = prepare(data_dir, seconds)
     analysis = _timed(seconds, "analysis", lambda: analyse(results, diagnoses, taxonomy))
     site = _timed(seconds, "site", lambda: render_site(results, diagnoses, taxonomy, analysis,
-                                                      docs_dir=docs_dir, site_dir=site_dir, release=release))
+                                                      docs_dir=docs_dir, site_dir=site_dir, release=release,
+                                                      force=force))
     return BuildReport(results, diagnoses, taxonomy, analysis, site, seconds)

@@ -57,3 +57,21 @@ def test_build_cli_keeps_data_when_out_is_data(data_dir):
     assert result.exit_code == 1
     assert "overlaps the data folder" in result.output
     assert sorted(path.relative_to(data_dir) for path in data_dir.rglob("*")) == before
+
+
+def test_build_force_passed_to_site(data_dir, tmp_path, monkeypatch):
+    from atlas_builder import pipeline
+
+    seen = {}
+
+    def fake_render(*args, **kwargs):
+        seen["force"] = kwargs["force"]
+        raise RuntimeError("stop after the site call")
+
+    monkeypatch.setattr(pipeline, "render_site", fake_render)
+
+    result = CliRunner().invoke(cli, ["build", "--data", str(data_dir), "--out", str(tmp_path / "site"),
+                                      "--docs", str(tmp_path / "docs"), "--force"])
+
+    assert isinstance(result.exception, RuntimeError)
+    assert seen == {"force": True}

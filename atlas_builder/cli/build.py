@@ -16,7 +16,9 @@ from atlas_builder.cli.common import data_option
               show_default=True, help="Folder that receives the built HTML site (replaced on each build).")
 @click.option("--docs", "docs_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("site_src"),
               show_default=True, help="Folder that receives the generated MkDocs sources.")
-def command(data_dir: Path, site_dir: Path, docs_dir: Path) -> None:
+@click.option("--force", is_flag=True,
+              help="Render every page and draw every chart again, even those whose inputs did not change.")
+def command(data_dir: Path, site_dir: Path, docs_dir: Path, force: bool) -> None:
     """Build the atlas site from DATA: read results, diagnose, classify, analyse, render.
 
     The build never calls the judge: it uses the stored judge answers and the
@@ -31,7 +33,7 @@ def command(data_dir: Path, site_dir: Path, docs_dir: Path) -> None:
     use_jemalloc()
     start = time.perf_counter()
     try:
-        report = build(data_dir, site_dir, docs_dir)
+        report = build(data_dir, site_dir, docs_dir, force=force)
     except (InvalidResultsError, InvalidTaxonomyError) as error:
         raise click.ClickException(f"{error}\nRun `atlas validate {data_dir}` for the full list.") from error
     except UnsafeOutputError as error:
