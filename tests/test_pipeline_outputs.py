@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pytest
 from atlas_factory import SEED_TAXONOMY, write_atlas

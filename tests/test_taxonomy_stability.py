@@ -16,7 +16,6 @@ from atlas_builder.taxonomy.induce import InductionSettings
 from atlas_builder.taxonomy.stability import (
     category_consistency,
     kappa,
-    matched_share,
     measure_stability,
     partition_scores,
     write_report,

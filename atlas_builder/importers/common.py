@@ -34,8 +34,26 @@ logger = logging.getLogger(__name__)
 TODO = schema.PLACEHOLDER_PREFIX
 
 
+MAX_SOURCE_BYTES = 500_000_000  # a larger source file is rejected before it is read into memory
+
+
 class ImportFailed(Exception):
     """Raised when a source cannot be imported at all; the message names the file and the fix."""
+
+
+def check_source_size(path: Path, fix: str = "split the run into smaller files") -> None:
+    """Raise ``ImportFailed`` when ``path`` is larger than ``MAX_SOURCE_BYTES``."""
+    if path.stat().st_size > MAX_SOURCE_BYTES:
+        raise ImportFailed(f"{path} is over {MAX_SOURCE_BYTES:,} bytes; {fix}")
+
+
+def require_source_file(source: Path, expected: str) -> Path:
+    """Return ``source`` as a Path after checking that it is a file within the size limit."""
+    source = Path(source)
+    if not source.is_file():
+        raise ImportFailed(f"{source} not found; pass {expected}")
+    check_source_size(source)
+    return source
 
 
 @dataclass

@@ -22,23 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from atlas_builder.ids import slugify
-from atlas_builder.importers.common import ImportBatch, ImportFailed, ImportReport, instance_id
+from atlas_builder.importers.common import ImportBatch, ImportFailed, ImportReport, instance_id, require_source_file
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("example_id", "model", "input_text", "output_text", "score")
 DEFAULT_THRESHOLD_FACTOR = 0.7
-MAX_SOURCE_BYTES = 500_000_000
 
 
 def read(source: Path, *, model: str, dataset: str, threshold: float | None = None,
          metric: str | None = None, filter_name: str | None = None) -> ImportBatch:
     """Read one ErrorMap CSV file into an import batch."""
-    source = Path(source)
-    if not source.is_file():
-        raise ImportFailed(f"{source} not found; pass one ErrorMap CSV file")
-    if source.stat().st_size > MAX_SOURCE_BYTES:
-        raise ImportFailed(f"{source} is over {MAX_SOURCE_BYTES:,} bytes")
+    source = require_source_file(source, "one ErrorMap CSV file")
     report = ImportReport("errormap-csv", str(source), model, dataset)
     try:
         text = source.read_bytes().decode("utf-8-sig")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas_builder.importers.common import (
+    check_source_size,
     ImportBatch,
     ImportFailed,
     ImportReport,
@@ -43,7 +44,6 @@ KNOWN_METRIC_STATS = {
     "XSTestScoreMetric": "xstest_score",
     "AnthropicRedTeamScoreMetric": "safety_score",
 }
-MAX_SOURCE_BYTES = 500_000_000
 
 
 def read(source: Path, *, model: str, dataset: str, threshold: float | None = None,
@@ -103,8 +103,7 @@ def read(source: Path, *, model: str, dataset: str, threshold: float | None = No
 
 
 def _load(path: Path) -> Any:
-    if path.stat().st_size > MAX_SOURCE_BYTES:
-        raise ImportFailed(f"{path} is over {MAX_SOURCE_BYTES:,} bytes")
+    check_source_size(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as error:

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from atlas_builder.importers.common import (
+    require_source_file,
     ImportBatch,
     ImportFailed,
     ImportReport,
-    finite_number,
     infer_threshold,
     instance_id,
     messages_from,
@@ -45,17 +45,12 @@ logger = logging.getLogger(__name__)
 LETTER_SCORES = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
 TEXT_SCORES = {"yes": 1.0, "true": 1.0, "correct": 1.0, "no": 0.0, "false": 0.0, "incorrect": 0.0}
 MAX_MEMBER_BYTES = 200_000_000  # an uncompressed zip member larger than this is refused (zip bomb guard)
-MAX_SOURCE_BYTES = 500_000_000
 
 
 def read(source: Path, *, model: str, dataset: str, threshold: float | None = None,
          metric: str | None = None, filter_name: str | None = None) -> ImportBatch:
     """Read one Inspect log file into an import batch."""
-    source = Path(source)
-    if not source.is_file():
-        raise ImportFailed(f"{source} not found; pass one Inspect log file (.json or .eval)")
-    if source.stat().st_size > MAX_SOURCE_BYTES:
-        raise ImportFailed(f"{source} is over {MAX_SOURCE_BYTES:,} bytes; split the run")
+    source = require_source_file(source, "one Inspect log file (.json or .eval)")
     report = ImportReport("inspect", str(source), model, dataset)
     header, samples = _read_eval(source) if zipfile.is_zipfile(source) else _read_json(source)
 

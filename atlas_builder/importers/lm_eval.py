@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas_builder.importers.common import (
+    check_source_size,
     ImportBatch,
     ImportFailed,
     ImportReport,
@@ -47,7 +48,6 @@ SAMPLE_KEYS = {
     "doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "filter", "metrics",
     "doc_hash", "prompt_hash", "target_hash",
 }
-MAX_SOURCE_BYTES = 500_000_000
 
 
 def read(source: Path, *, model: str, dataset: str, threshold: float | None = None,
@@ -145,8 +145,7 @@ def _results_file(samples_path: Path) -> dict[str, Any] | None:
 
 
 def _read_records(path: Path, report: ImportReport) -> list[dict[str, Any]]:
-    if path.stat().st_size > MAX_SOURCE_BYTES:
-        raise ImportFailed(f"{path} is over {MAX_SOURCE_BYTES:,} bytes; import a --limit run or split it")
+    check_source_size(path, "import a --limit run or split it")
     records = []
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):

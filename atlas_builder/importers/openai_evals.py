@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas_builder.importers.common import (
+    require_source_file,
     ImportBatch,
     ImportFailed,
     ImportReport,
@@ -34,17 +35,12 @@ from atlas_builder.importers.common import (
 )
 
 logger = logging.getLogger(__name__)
-MAX_SOURCE_BYTES = 500_000_000
 
 
 def read(source: Path, *, model: str, dataset: str, threshold: float | None = None,
          metric: str | None = None, filter_name: str | None = None) -> ImportBatch:
     """Read one oaieval log into an import batch."""
-    source = Path(source)
-    if not source.is_file():
-        raise ImportFailed(f"{source} not found; pass the JSON Lines log that oaieval wrote (--record_path)")
-    if source.stat().st_size > MAX_SOURCE_BYTES:
-        raise ImportFailed(f"{source} is over {MAX_SOURCE_BYTES:,} bytes")
+    source = require_source_file(source, "the JSON Lines log that oaieval wrote (--record_path)")
     report = ImportReport("openai-evals", str(source), model, dataset)
     spec, events, bad_lines = _read_lines(source)
     if spec is None:

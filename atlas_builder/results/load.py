@@ -391,7 +391,7 @@ def _validate_file(path: Path, datasets: dict, models: dict, ranges: dict) -> li
     reason = slug_problem(path.stem)
     if reason is not None:
         return [Problem(str(path), None, f"invalid {kind} id {path.stem!r} in the file name: {reason}",
-                        f"rename the file to a lowercase slug")]
+                        "rename the file to a lowercase slug")]
     check = schema.check_dataset_metadata if kind == "dataset" else schema.check_model_metadata
     return check(obj, str(path), path.stem)
 

@@ -17,7 +17,6 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 import numpy as np
-import pandas as pd
 
 from atlas_builder.analysis import UNCLASSIFIED_LABEL, Analysis
 from atlas_builder.records import DatasetInfo, Diagnoses, Diagnosis, Publishing, Results, Taxonomy

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas_builder.results import write_yaml
-from scripts.realdata.common import ALPACA_EVAL, BBH, GSM8K, HELM, MMLU_PRO, SourceRepo
+from scripts.realdata.common import ALPACA_EVAL, BBH, GSM8K, HELM, MMLU_PRO
 
 SOURCES = {repo.folder: repo for repo in (MMLU_PRO, HELM, ALPACA_EVAL, BBH, GSM8K)}
 

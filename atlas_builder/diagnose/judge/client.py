@@ -394,7 +394,7 @@ class JudgeClient:
             except litellm.RateLimitError as exc:
                 error, error_kind = f"rate limited (429): {_short(exc)}", "transient"
                 retry_after = _retry_after_seconds(exc)
-            except litellm.Timeout as exc:
+            except litellm.Timeout:
                 error, error_kind = f"timed out after {self.timeout} s", "transient"
             except litellm.APIConnectionError as exc:
                 error, error_kind = f"connection failed: {_short(exc)}", "transient"
