@@ -76,3 +76,23 @@ def test_forked_workers_match_serial(tmp_path, monkeypatch):
 
     assert len(serial) == 6
     assert forked == serial
+
+
+
+def test_cold_and_warm_findings_identical(tmp_path):
+    import numpy as np
+
+    from atlas_builder.records import Diagnosis
+
+    def run_with_rich_details(results):
+        # Tuples and numpy integers do not survive JSON unchanged, so a cold run must not hand them on.
+        return [Diagnosis("quiz", "alpha", "q1", "check:x", "check", "t", "s",
+                          details={"span": (1, 2), "count": np.int64(3)})]
+
+    data = write_atlas(tmp_path / "data", {("quiz", "alpha"): quiz_rows("")}, taxonomy_from=SEED_TAXONOMY)
+
+    cold = checks_cache.run_checks_cached(load_results(data), run_with_rich_details)
+    warm = checks_cache.run_checks_cached(load_results(data), run_with_rich_details)
+
+    assert warm == cold
+    assert cold[0].details["span"] == [1, 2]

@@ -102,9 +102,12 @@ def run_checks_cached(results: Results, run_checks: Callable[[Results], list[Dia
         computed = {dataset_id: run_checks(subset(results, dataset_id)) for dataset_id in missing}
 
     for dataset_id, items in computed.items():
-        found[dataset_id] = items
+        data = _encode(keys[dataset_id], items)
+        # Findings go through the same JSON round trip as cached ones (tuples in details become lists),
+        # so a cold build and a warm one hand identical records to the later stages and their page hashes.
+        found[dataset_id] = [from_json(record) for record in json.loads(data)["findings"]]
         if cache_dir is not None:
-            _write(cache_dir / f"{dataset_id}.json", keys[dataset_id], items)
+            _write(cache_dir / f"{dataset_id}.json", data)
     return [item for dataset_id in sorted(found) for item in found[dataset_id]]
 
 
@@ -144,8 +147,11 @@ def _read(path: Path, key: str) -> list[Diagnosis] | None:
     return [from_json(record) for record in obj["findings"]]
 
 
-def _write(path: Path, key: str, items: list[Diagnosis]) -> None:
-    data = json.dumps({"key": key, "findings": [to_json(item) for item in items]}, ensure_ascii=False, default=str)
+def _encode(key: str, items: list[Diagnosis]) -> str:
+    return json.dumps({"key": key, "findings": [to_json(item) for item in items]}, ensure_ascii=False, default=str)
+
+
+def _write(path: Path, data: str) -> None:
     try:
         atomic_write_bytes(path, data.encode("utf-8"))
     except OSError as error:
