@@ -100,6 +100,7 @@ class SiteRenderer:
         self.pages = PageBuilder(results, diagnoses, taxonomy, analysis, release)
         self.charts: list[ChartSpec] = []
         self.page_count = 0
+        self.force = force
         self.cache = PageCache(tree, DOCS, force=force)
 
     def render_page(self, template: str, context: dict[str, Any]) -> str:
@@ -118,7 +119,8 @@ class SiteRenderer:
         self.render_categories()
         self.render_home()
         self.render_fixed_pages()
-        write_browser_data(_Prefixed(self.tree, DOCS), self.results, self.diagnoses, self.taxonomy, self.analysis)
+        write_browser_data(_Prefixed(self.tree, DOCS), self.results, self.diagnoses, self.taxonomy, self.analysis,
+                           force=self.force)
         self.render_assets()
         self.cache.save()
 
@@ -261,6 +263,12 @@ class _Prefixed:
 
     def write(self, relative: str, data: bytes | str) -> bool:
         return self.tree.write(f"{self.prefix}/{relative}", data)
+
+    def mark(self, relative: str) -> None:
+        self.tree.mark(f"{self.prefix}/{relative}")
+
+    def path(self, relative: str) -> Path:
+        return self.tree.path(f"{self.prefix}/{relative}")
 
 
 def effective_config(base: Path, docs: Path, site_dir: Path, release: Release, families: list[dict]) -> dict[str, Any]:
