@@ -29,6 +29,15 @@ class MemoryTree:
         self.files[relative] = data
         return True
 
+    def path(self, relative: str):
+        from pathlib import Path
+
+        # Nothing is on disk, so the shard manifest is never found and every shard is written.
+        return Path("/nonexistent-memory-tree") / relative
+
+    def mark(self, relative: str) -> None:
+        raise AssertionError(f"{relative} was kept although nothing was written before")
+
 
 def without_categories(diagnoses: Diagnoses, keys: set) -> Diagnoses:
     """Return ``diagnoses`` with the primary judge diagnosis of ``keys`` stripped of its category."""
