@@ -95,3 +95,15 @@ def test_missing_site_url_warns(tmp_path, monkeypatch):
     assert "stopped by the test" in result.stderr
     assert "no --site-url" in result.stderr
     assert "relative" in result.stderr
+
+
+def test_release_sources_under_cache(tmp_path, monkeypatch):
+    from atlas_builder.site.release import release_sources_dir
+
+    monkeypatch.setenv("ATLAS_CACHE_DIR", str(tmp_path / "cache"))
+    assert release_sources_dir("2030.1") == tmp_path / "cache" / "release-sources" / "2030.1"
+
+    monkeypatch.setenv("ATLAS_CACHE_DIR", "off")
+    temporary = release_sources_dir("2030.1")
+    assert temporary.is_dir()
+    assert "atlas-release-2030.1-" in temporary.name

@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +115,19 @@ def bulk_archive(results: Results, diagnoses: Diagnoses, docs: Path, name: str) 
     return buffer.getvalue()
 
 
+def release_sources_dir(name: str) -> Path:
+    """Return where the MkDocs sources of release ``name`` are generated: under the build cache, not the repository.
+
+    That is ``$ATLAS_CACHE_DIR/release-sources/<name>``, else ``.atlas-cache/release-sources/<name>``; with the
+    cache turned off (``ATLAS_CACHE_DIR=off``), a new temporary folder.
+    """
+    value = os.environ.get("ATLAS_CACHE_DIR", "").strip()
+    if value.lower() == "off":
+        return Path(tempfile.mkdtemp(prefix=f"atlas-release-{name}-"))
+    root = Path(value) if value else Path(".atlas-cache")
+    return root / "release-sources" / name
+
+
 def make_release(name: str, data_dir: Path, out: Path, *, date: str, site_url: str | None = None,
                  docs_dir: Path | None = None) -> ReleaseReport:
     """Build release ``name`` from ``data_dir`` into ``out/name`` and update the release list."""
@@ -131,7 +146,7 @@ def make_release(name: str, data_dir: Path, out: Path, *, date: str, site_url: s
     analysis = analyse(results, diagnoses, taxonomy)
     bulk_name = f"downloads/erroratlas-{name}.zip"
     release = Release(name=name, date=date, site_url=site_url, others=others, bulk=bulk_name)
-    docs_dir = Path(docs_dir or Path("site_src") / f"release-{name}")
+    docs_dir = Path(docs_dir or release_sources_dir(name))
     site_dir = out / name
     report = render_site(results, diagnoses, taxonomy, analysis, docs_dir=docs_dir, site_dir=site_dir,
                          release=release, build_html=False)
