@@ -18,7 +18,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 import pandas as pd
@@ -36,6 +36,9 @@ from atlas_builder.site.pages import PageBuilder, Release, compare_shards, diagn
 from atlas_builder.site.writer import OutputTree
 
 logger = logging.getLogger(__name__)
+
+#: Page kind -> folder of its pages and downloads; the kind also prefixes its key in the page manifest.
+ENTITY_FOLDERS = {"model": "models", "dataset": "datasets", "category": "categories"}
 
 DOCS = "docs"
 KEEP = ("README.md",)
@@ -124,27 +127,43 @@ class SiteRenderer:
         self.render_assets()
         self.cache.save()
 
+    def entity_page(self, kind: str, item_id: str, template: str, inputs: list[Any],
+                    build: Callable[[], tuple[dict[str, Any], list[ChartSpec], dict[str, Any], pd.DataFrame]],
+                    index_row: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Write one model, dataset or category page with its CSV and JSON downloads, unless its inputs are unchanged.
+
+        ``build`` returns the page context, chart specs, JSON download and table; it runs only
+        when the digest of ``inputs`` differs from the previous render. Return the cache entry.
+        """
+        folder = ENTITY_FOLDERS[kind]
+        unit, digest = f"{kind}:{item_id}", input_digest(inputs)
+        entry = self.cache.lookup(unit, digest)
+        if entry is None:
+            context, specs, download, table = build()
+            entry = self.cache.store(unit, digest, {
+                f"{folder}/{item_id}.md": self.render_page(template, context),
+                f"{folder}/{item_id}.csv": _csv(table), f"{folder}/{item_id}.json": _json(download)},
+                specs, index_row(context) if index_row else None)
+        self.page_count += 1
+        self.charts += chart_specs(entry)
+        return entry
+
     def render_models(self) -> None:
         summary = []
         for model_id in sorted(self.results.models):
             if model_id not in self.pages.accuracy_by_model:
                 logger.warning("model %s has metadata but no results; no page", model_id)
                 continue
-            unit, digest = f"model:{model_id}", input_digest(self.pages.model_inputs(model_id))
-            entry = self.cache.lookup(unit, digest)
-            if entry is None:
-                context, specs, download, table = self.pages.model(model_id)
+            def model_row(context: dict[str, Any], model_id: str = model_id) -> dict[str, Any]:
                 totals = context["totals"]
-                row = {"id": model_id, "name": self.results.models[model_id].name,
-                       "organization": self.results.models[model_id].organization or "",
-                       "datasets": totals["datasets"], "instances": totals["instances"],
-                       "accuracy": (totals["instances"] - totals["failures"]) / totals["instances"],
-                       "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"]}
-                entry = self.cache.store(unit, digest, {
-                    f"models/{model_id}.md": self.render_page("model.md.j2", context),
-                    f"models/{model_id}.csv": _csv(table), f"models/{model_id}.json": _json(download)}, specs, row)
-            self.page_count += 1
-            self.charts += chart_specs(entry)
+                return {"id": model_id, "name": self.results.models[model_id].name,
+                        "organization": self.results.models[model_id].organization or "",
+                        "datasets": totals["datasets"], "instances": totals["instances"],
+                        "accuracy": (totals["instances"] - totals["failures"]) / totals["instances"],
+                        "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"]}
+
+            entry = self.entity_page("model", model_id, "model.md.j2", self.pages.model_inputs(model_id),
+                                     lambda model_id=model_id: self.pages.model(model_id), model_row)
             summary.append(entry["row"])
         families = self.pages.families()
         for family in families:
@@ -164,20 +183,15 @@ class SiteRenderer:
             if dataset_id not in self.pages.accuracy_by_dataset:
                 logger.warning("dataset %s has metadata but no results; no page", dataset_id)
                 continue
-            unit, digest = f"dataset:{dataset_id}", input_digest(self.pages.dataset_inputs(dataset_id))
-            entry = self.cache.lookup(unit, digest)
-            if entry is None:
-                context, specs, download, table = self.pages.dataset(dataset_id)
+            def dataset_row(context: dict[str, Any], dataset_id: str = dataset_id) -> dict[str, Any]:
                 info, totals = self.results.datasets[dataset_id], context["totals"]
-                row = {"id": dataset_id, "name": info.name, "task_type": info.task_type, "models": totals["models"],
-                       "instances": totals["instances"], "accuracy": context["mean_accuracy"],
-                       "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"],
-                       "publishing": info.publishing.text}
-                entry = self.cache.store(unit, digest, {
-                    f"datasets/{dataset_id}.md": self.render_page("dataset.md.j2", context),
-                    f"datasets/{dataset_id}.csv": _csv(table), f"datasets/{dataset_id}.json": _json(download)}, specs, row)
-            self.page_count += 1
-            self.charts += chart_specs(entry)
+                return {"id": dataset_id, "name": info.name, "task_type": info.task_type, "models": totals["models"],
+                        "instances": totals["instances"], "accuracy": context["mean_accuracy"],
+                        "failures": totals["failures"], "diagnosed_share": totals["diagnosed_share"],
+                        "publishing": info.publishing.text}
+
+            entry = self.entity_page("dataset", dataset_id, "dataset.md.j2", self.pages.dataset_inputs(dataset_id),
+                                     lambda dataset_id=dataset_id: self.pages.dataset(dataset_id), dataset_row)
             summary.append(entry["row"])
         self.page("datasets/index.md", "datasets_index.md.j2",
                   {**self.pages.common, "front_matter": front_matter("Datasets"), "rows": summary})
@@ -187,16 +201,9 @@ class SiteRenderer:
         summary = self.analysis.stability
         for category_id in self.taxonomy.categories:
             agreement = category_agreement(summary, category_id)
-            unit, digest = f"category:{category_id}", input_digest(self.pages.category_inputs(category_id, agreement))
-            entry = self.cache.lookup(unit, digest)
-            if entry is None:
-                context, specs, download, table = self.pages.category(category_id, agreement)
-                entry = self.cache.store(unit, digest, {
-                    f"categories/{category_id}.md": self.render_page("category.md.j2", context),
-                    f"categories/{category_id}.csv": _csv(table), f"categories/{category_id}.json": _json(download)},
-                    specs, None)
-            self.page_count += 1
-            self.charts += chart_specs(entry)
+            self.entity_page("category", category_id, "category.md.j2",
+                             self.pages.category_inputs(category_id, agreement),
+                             lambda category_id=category_id, agreement=agreement: self.pages.category(category_id, agreement))
         nodes, total = self.pages.nodes, self.pages.root_total
         chart = "taxonomy-hierarchy.svg" if total else None
         if chart:
