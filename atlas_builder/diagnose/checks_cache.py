@@ -94,7 +94,8 @@ def run_checks_cached(results: Results, run_checks: Callable[[Results], list[Dia
             found[dataset_id] = cached
     logger.info("checks: %d datasets from the cache, %d to check", len(found), len(missing))
 
-    rows = sum(int((results.rows["dataset"] == dataset_id).sum()) for dataset_id in missing)
+    rows_per_dataset = results.rows["dataset"].value_counts()
+    rows = int(sum(rows_per_dataset.get(dataset_id, 0) for dataset_id in missing))
     workers = min(len(missing), os.cpu_count() or 1)
     if workers > 1 and rows >= PARALLEL_MIN_ROWS and "fork" in multiprocessing.get_all_start_methods():
         computed = _run_forked(results, run_checks, missing, workers)
