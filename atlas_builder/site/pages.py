@@ -353,7 +353,7 @@ class PageBuilder:
         return subtree, self.diagnosed[self.diagnosed["category"].isin(subtree)]
 
     # ---- inputs of the pages the renderer skips when unchanged ---------------------------
-    # Each list holds everything the page and its downloads print, so equal digests mean equal bytes.
+    # Each list contains everything the page and its downloads print, so equal digests mean equal bytes.
     # A new value on one of these pages must be added to its list.
 
     def model_inputs(self, model_id: str) -> list[Any]:
