@@ -19,7 +19,7 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 
 from openai_stub import OpenAIStub, Reply  # noqa: E402
 
-import atlas_builder.diagnose.checks as checks_module  # noqa: E402
+import atlas_builder.diagnose.checks_cache as checks_module  # noqa: E402
 from atlas_builder.cli import cli  # noqa: E402
 from atlas_builder.diagnose import diagnose  # noqa: E402
 from atlas_builder.diagnose.judge import stored_diagnoses  # noqa: E402
@@ -92,7 +92,7 @@ def wrong_token(body: dict) -> str:
 @pytest.fixture
 def data(tmp_path, monkeypatch):
     # Deterministic checks are another stage; these tests send every failure to the judge.
-    monkeypatch.setattr(checks_module, "run_checks", lambda results: [])
+    monkeypatch.setattr(checks_module, "run_checks_cached", lambda results: [])
     return make_data(tmp_path / "data")
 
 
@@ -377,7 +377,7 @@ def partial_findings(results, summary: str) -> list:
 
 
 def test_changed_findings_keep_stored_answers(data, monkeypatch):
-    monkeypatch.setattr(checks_module, "run_checks", lambda results: partial_findings(results, "old wording"))
+    monkeypatch.setattr(checks_module, "run_checks_cached", lambda results: partial_findings(results, "old wording"))
     with OpenAIStub(answer_for) as stub:
         first = run_cli(data, stub, "--model", "m2")
         assert first.exit_code == 0, first.output
@@ -385,7 +385,7 @@ def test_changed_findings_keep_stored_answers(data, monkeypatch):
         assert all("old wording" in body["messages"][1]["content"] for body in stub.requests)
 
         # A change in the checks' code changes the findings, and with them every exact key.
-        monkeypatch.setattr(checks_module, "run_checks", lambda results: partial_findings(results, "new wording"))
+        monkeypatch.setattr(checks_module, "run_checks_cached", lambda results: partial_findings(results, "new wording"))
         dry = run_cli(data, stub, "--model", "m2", "--dry-run")
         again = run_cli(data, stub, "--model", "m2")
         sent_before_refresh = stub.count
@@ -418,7 +418,7 @@ def test_changed_findings_keep_stored_answers(data, monkeypatch):
 
 
 def test_records_without_core_key_get_no_fallback(data, monkeypatch):
-    monkeypatch.setattr(checks_module, "run_checks", lambda results: partial_findings(results, "old wording"))
+    monkeypatch.setattr(checks_module, "run_checks_cached", lambda results: partial_findings(results, "old wording"))
     with OpenAIStub(answer_for) as stub:
         run_cli(data, stub, "--model", "m2")
     # Rewrite the store as a version without core keys wrote it.
@@ -427,7 +427,7 @@ def test_records_without_core_key_get_no_fallback(data, monkeypatch):
         assert all("core_key" in record for record in records)
         path.write_text("".join(json.dumps({k: v for k, v in record.items() if k != "core_key"}) + "\n"
                                 for record in records))
-    monkeypatch.setattr(checks_module, "run_checks", lambda results: partial_findings(results, "new wording"))
+    monkeypatch.setattr(checks_module, "run_checks_cached", lambda results: partial_findings(results, "new wording"))
 
     dry = run_cli(data, None, "--model", "m2", "--dry-run")
     results = load_results(data)

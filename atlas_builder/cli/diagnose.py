@@ -88,7 +88,7 @@ def command(
     Requests already answered are never sent again, so a rerun continues where
     an interrupted run stopped and a complete run's rerun makes no calls.
     """
-    from atlas_builder.diagnose.checks import run_checks
+    from atlas_builder.diagnose.checks_cache import run_checks_cached
     from atlas_builder.diagnose.judge import (
         JudgeClient,
         JudgeConfigError,
@@ -110,7 +110,7 @@ def command(
     if unknown:
         raise click.BadParameter(f"unknown dataset or model id(s): {', '.join(unknown)}")
 
-    findings = run_checks(results)
+    findings = run_checks_cached(results)
     options = DiagnosisOptions(
         sample_ratio=sample_ratio, seed=seed, peer_answer=not no_peer_answer,
         include_explained=include_explained, datasets=datasets, models=models,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from atlas_builder.diagnose.checks import run_checks
 from atlas_builder.diagnose.checks_cache import run_checks_cached
 from atlas_builder.diagnose.judge import stored_diagnoses
 from atlas_builder.records import Diagnoses, Diagnosis, FailureKey, Results
@@ -22,7 +21,7 @@ ACCIDENTAL_PASS_DIAGNOSER = "check:scored-right-by-accident"
 
 def diagnose(results: Results) -> Diagnoses:
     """Run the checks, read stored judge answers and pick each failure's primary diagnosis."""
-    checks = run_checks_cached(results, run_checks)
+    checks = run_checks_cached(results)
     items = checks + stored_diagnoses(results, results.data_dir, check_findings=checks)
     by_key: dict[FailureKey, list[Diagnosis]] = defaultdict(list)
     suspect: dict[tuple[str, str], dict] = {}

@@ -1,9 +1,14 @@
-"""Cache of check findings per dataset, so a rebuild re-checks only the datasets that changed.
+"""Cache of check findings per result file, so a rebuild checks only the files that changed.
 
-Every check looks at one dataset at a time (the suspect-reference check compares
-the models of one dataset), so the findings of a dataset depend only on its
-result files, its metadata and the code of the checks. The cache key hashes
-those three; adding one model's results re-checks one dataset, not the atlas.
+The row checks look at one row at a time, so the findings of one result file
+depend only on the file's bytes, the dataset's task type and threshold and the
+code of the checks. Each file's entry also keeps its rows' votes for the
+suspect-reference check, which compares the models of a dataset. That check
+reruns from the stored votes whenever any file of its dataset changed, and never
+reads an output again.
+
+Adding one model's results therefore checks that model's files only, and
+editing a dataset's description checks nothing.
 """
 
 from __future__ import annotations
@@ -16,17 +21,25 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Iterator
 
-from atlas_builder.records import Diagnosis, Evidence, Results
+import numpy as np
+import pandas as pd
+
+from atlas_builder.diagnose import checks
+from atlas_builder.diagnose.checks import FileFindings, Vote
+from atlas_builder.diagnose.checks.base import Row
+from atlas_builder.logs import progress
+from atlas_builder.records import Diagnosis, Evidence, ResultFile, Results
 from atlas_builder.results.write import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CACHE_DIR_VARIABLE = "ATLAS_CACHE_DIR"  # the same variable as the parsed-result cache; "off" disables both
 CHECKS_PACKAGE = Path(__file__).parent / "checks"
 PARALLEL_MIN_ROWS = 50_000  # below this, starting worker processes costs more than it saves (an estimate)
+ROW_COLUMNS = ("instance_id", "input", "reference", "correct", "metadata")
 
 
 def checks_cache_dir() -> Path | None:
@@ -46,24 +59,167 @@ def checks_code_version() -> str:
     return digest.hexdigest()
 
 
-def dataset_key(results: Results, dataset_id: str, code_version: str) -> str:
-    """Return the cache key of one dataset's findings: its files' hashes, its metadata and the checks' code."""
-    info = dataclasses.asdict(results.datasets[dataset_id])
-    info.pop("path", None)
-    files = sorted((item.model, item.sha256) for item in results.files if item.dataset == dataset_id)
-    payload = json.dumps([code_version, info, files], sort_keys=True, default=str)
+def file_key(results: Results, item: ResultFile, code_version: str) -> str:
+    """Return the cache key of one result file's findings.
+
+    It covers what the row checks read: the file's bytes, the ids that the findings carry, the
+    dataset's task type (which checks apply) and threshold (which rows are failures). A dataset's
+    name, description or licence are not in it, so editing them keeps the findings.
+    """
+    info = results.datasets[item.dataset]
+    payload = json.dumps([code_version, item.dataset, item.model, item.sha256, info.task_type, info.threshold])
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def subset(results: Results, dataset_id: str) -> Results:
-    """Return the part of ``results`` that belongs to one dataset."""
-    return Results(
-        data_dir=results.data_dir,
-        datasets={dataset_id: results.datasets[dataset_id]},
-        models=results.models,
-        files=[item for item in results.files if item.dataset == dataset_id],
-        rows=results.rows[results.rows["dataset"] == dataset_id],
-    )
+def run_checks_cached(results: Results) -> list[Diagnosis]:
+    """Return the findings of every check on ``results``, reading unchanged files' findings from the cache.
+
+    The findings come per dataset in sorted order: the row findings of its files in load order, then
+    its suspect references.
+    """
+    cache_dir = checks_cache_dir()
+    code_version = checks_code_version()
+    keys = {(item.dataset, item.model): file_key(results, item, code_version) for item in results.files}
+    found: dict[tuple[str, str], FileFindings] = {}
+    missing: list[ResultFile] = []
+    for item in results.files:
+        cached = _read(_file_path(cache_dir, keys[(item.dataset, item.model)])) if cache_dir else None
+        if cached is None:
+            missing.append(item)
+        else:
+            found[(item.dataset, item.model)] = cached
+    rows = sum(item.rows for item in missing)
+    logger.info("checks: %d of %d result files from the cache, %d to check (%d rows)",
+                len(found), len(results.files), len(missing), rows)
+
+    positions = file_positions(results.rows)
+    for item, data in _check_files(results, positions, missing, rows):
+        # Findings go through the same JSON round trip as cached ones (tuples in details become lists),
+        # so a cold build and a warm one hand identical records to the later stages and their page hashes.
+        found[(item.dataset, item.model)] = _decode(json.loads(data))
+        if cache_dir is not None:
+            _write(_file_path(cache_dir, keys[(item.dataset, item.model)]), data)
+
+    findings: list[Diagnosis] = []
+    for dataset in sorted(results.datasets):
+        files = [item for item in results.files if item.dataset == dataset]
+        for item in files:
+            findings.extend(found[(item.dataset, item.model)].findings)
+        votes = [vote for item in files for vote in found[(item.dataset, item.model)].votes]
+        findings.extend(_suspects(results, dataset, votes, positions, [keys[(dataset, item.model)] for item in files],
+                                  cache_dir))
+    return findings
+
+
+def file_positions(rows: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Map each (dataset, model) pair to the positions of its rows in ``rows``."""
+    if rows.empty:
+        return {}
+    return {key: np.asarray(value) for key, value in rows.groupby(["dataset", "model"], sort=False).indices.items()}
+
+
+def file_rows(results: Results, item: ResultFile, positions: np.ndarray) -> Iterator[Row]:
+    """Yield the check view of one result file's rows, reading its outputs from disk when ``rows`` holds none."""
+    part = results.rows.iloc[positions]
+    if "output" in part.columns:
+        outputs = part["output"].tolist()
+    else:
+        stored = results.outputs(item.dataset, item.model)
+        by_id = dict(zip(stored.index, stored.tolist()))
+        outputs = [by_id.get(instance_id, "") for instance_id in part["instance_id"]]
+    task_type = results.datasets[item.dataset].task_type
+    columns = [part[name].tolist() for name in ROW_COLUMNS]
+    for (instance_id, text, reference, correct, metadata), output in zip(zip(*columns), outputs):
+        yield Row(
+            dataset=item.dataset,
+            model=item.model,
+            instance_id=instance_id,
+            input=text if isinstance(text, str) else "",
+            output=output if isinstance(output, str) else "",
+            reference=tuple(reference) if reference is not None else (),
+            correct=bool(correct),
+            metadata=metadata if isinstance(metadata, dict) else {},
+            task_type=task_type,
+        )
+
+
+def _check_files(results: Results, positions: dict[tuple[str, str], np.ndarray], items: list[ResultFile],
+                 rows: int) -> Iterator[tuple[ResultFile, str]]:
+    """Check ``items`` and yield each with its findings encoded as JSON, in forked workers for many rows."""
+    workers = min(len(items), os.cpu_count() or 1)
+    if workers > 1 and rows >= PARALLEL_MIN_ROWS and "fork" in multiprocessing.get_all_start_methods():
+        encoded = _run_forked(results, positions, items, workers)
+    else:
+        encoded = (_check_one(results, positions, item) for item in items)
+    yield from zip(items, progress(encoded, total=len(items), desc="checks", unit="file"))
+
+
+def _check_one(results: Results, positions: dict[tuple[str, str], np.ndarray], item: ResultFile) -> str:
+    return _encode(checks.check_file(file_rows(results, item, positions[(item.dataset, item.model)])))
+
+
+_FORKED: tuple[Results, dict[tuple[str, str], np.ndarray], list[ResultFile]] | None = None
+
+
+def _check_forked(index: int) -> str:
+    if _FORKED is None:
+        raise RuntimeError("_check_forked runs only in workers started by _run_forked")
+    results, positions, items = _FORKED
+    return _check_one(results, positions, items[index])
+
+
+def _run_forked(results: Results, positions: dict[tuple[str, str], np.ndarray], items: list[ResultFile],
+                workers: int) -> Iterator[str]:
+    """Check files in forked workers that share the parent's rows instead of receiving a pickled copy."""
+    global _FORKED
+    _FORKED = (results, positions, items)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            chunk = max(1, len(items) // (workers * 16))
+            yield from pool.map(_check_forked, range(len(items)), chunksize=chunk)
+    finally:
+        _FORKED = None
+
+
+def _suspects(results: Results, dataset: str, votes: list[Vote], positions: dict[tuple[str, str], np.ndarray],
+              keys: list[str], cache_dir: Path | None) -> list[Diagnosis]:
+    """Return one dataset's suspect references, from the cache when none of its files changed."""
+    key = hashlib.sha256(json.dumps([dataset, keys]).encode()).hexdigest()
+    path = cache_dir / "suspects" / f"{dataset}.json" if cache_dir is not None else None
+    if path is not None:
+        cached = _read_suspects(path, key)
+        if cached is not None:
+            return cached
+    first_rows = _first_row_lookup(results, dataset, positions)
+    data = json.dumps({"key": key, "findings": [to_json(item) for item in
+                                                checks.dataset_suspects(dataset, votes, first_rows)]},
+                      ensure_ascii=False, default=str)
+    if path is not None:
+        _write(path, data)
+    return [from_json(record) for record in json.loads(data)["findings"]]
+
+
+def _first_row_lookup(results: Results, dataset: str, positions: dict[tuple[str, str], np.ndarray]):
+    """Return a function that gives the first row of an instance of ``dataset``, without its output."""
+    task_type = results.datasets[dataset].task_type
+    first: dict[str, int] = {}
+    for item in results.files:
+        if item.dataset != dataset:
+            continue
+        instance_ids = results.rows["instance_id"].iloc[positions[(item.dataset, item.model)]].tolist()
+        for instance_id, position in zip(instance_ids, positions[(item.dataset, item.model)].tolist()):
+            first.setdefault(instance_id, position)
+
+    def first_row(instance_id: str) -> Row:
+        row = results.rows.iloc[first[instance_id]]
+        return Row(dataset=dataset, model=row["model"], instance_id=instance_id,
+                   input=row["input"] if isinstance(row["input"], str) else "", output="",
+                   reference=tuple(row["reference"]) if row["reference"] is not None else (),
+                   correct=bool(row["correct"]),
+                   metadata=row["metadata"] if isinstance(row["metadata"], dict) else {}, task_type=task_type)
+
+    return first_row
 
 
 def to_json(item: Diagnosis) -> dict[str, Any]:
@@ -78,78 +234,42 @@ def from_json(record: dict[str, Any]) -> Diagnosis:
     return Diagnosis(**record)
 
 
-def run_checks_cached(results: Results, run_checks: Callable[[Results], list[Diagnosis]]) -> list[Diagnosis]:
-    """Return the findings of ``run_checks`` per dataset, reading unchanged datasets from the cache."""
-    cache_dir = checks_cache_dir()
-    code_version = checks_code_version()
-    found: dict[str, list[Diagnosis]] = {}
-    missing: list[str] = []
-    keys = {dataset_id: dataset_key(results, dataset_id, code_version) for dataset_id in sorted(results.datasets)}
-    for dataset_id, key in keys.items():
-        path = cache_dir / f"{dataset_id}.json" if cache_dir else None
-        cached = _read(path, key) if path else None
-        if cached is None:
-            missing.append(dataset_id)
-        else:
-            found[dataset_id] = cached
-    logger.info("checks: %d datasets from the cache, %d to check", len(found), len(missing))
-
-    rows_per_dataset = results.rows["dataset"].value_counts()
-    rows = int(sum(rows_per_dataset.get(dataset_id, 0) for dataset_id in missing))
-    workers = min(len(missing), os.cpu_count() or 1)
-    if workers > 1 and rows >= PARALLEL_MIN_ROWS and "fork" in multiprocessing.get_all_start_methods():
-        computed = _run_forked(results, run_checks, missing, workers)
-    else:
-        computed = {dataset_id: run_checks(subset(results, dataset_id)) for dataset_id in missing}
-
-    for dataset_id, items in computed.items():
-        data = _encode(keys[dataset_id], items)
-        # Findings go through the same JSON round trip as cached ones (tuples in details become lists),
-        # so a cold build and a warm one hand identical records to the later stages and their page hashes.
-        found[dataset_id] = [from_json(record) for record in json.loads(data)["findings"]]
-        if cache_dir is not None:
-            _write(cache_dir / f"{dataset_id}.json", data)
-    return [item for dataset_id in sorted(found) for item in found[dataset_id]]
+def _file_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / "files" / key[:2] / f"{key}.json"
 
 
-_FORKED: tuple[Results, Callable[[Results], list[Diagnosis]]] | None = None
+def _encode(result: FileFindings) -> str:
+    votes = [[vote.instance_id, vote.model, vote.answer, vote.correct] for vote in result.votes]
+    return json.dumps({"findings": [to_json(item) for item in result.findings], "votes": votes},
+                      ensure_ascii=False, default=str)
 
 
-def _check_forked(dataset_id: str) -> list[Diagnosis]:
-    if _FORKED is None:
-        raise RuntimeError("_check_forked runs only in workers started by _run_forked")
-    results, run_checks = _FORKED
-    return run_checks(subset(results, dataset_id))
+def _decode(obj: dict[str, Any]) -> FileFindings:
+    return FileFindings([from_json(record) for record in obj["findings"]], [Vote(*vote) for vote in obj["votes"]])
 
 
-def _run_forked(results: Results, run_checks: Callable[[Results], list[Diagnosis]], dataset_ids: list[str],
-                workers: int) -> dict[str, list[Diagnosis]]:
-    """Check datasets in forked workers that share the parent's rows instead of receiving a pickled copy."""
-    global _FORKED
-    _FORKED = (results, run_checks)
+def _read(path: Path) -> FileFindings | None:
+    # The key is the file name, so an entry that exists belongs to the file's current content.
     try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            return dict(zip(dataset_ids, pool.map(_check_forked, dataset_ids)))
-    finally:
-        _FORKED = None
-
-
-def _read(path: Path, key: str) -> list[Diagnosis] | None:
-    try:
-        obj = json.loads(path.read_bytes())
+        return _decode(json.loads(path.read_bytes()))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as error:
-        logger.warning("ignoring unreadable checks cache file %s: %s", path, error)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("ignoring unreadable checks cache file %s (%s); it will be rewritten", path, error)
         return None
-    if obj.get("key") != key:
-        return None
-    return [from_json(record) for record in obj["findings"]]
 
 
-def _encode(key: str, items: list[Diagnosis]) -> str:
-    return json.dumps({"key": key, "findings": [to_json(item) for item in items]}, ensure_ascii=False, default=str)
+def _read_suspects(path: Path, key: str) -> list[Diagnosis] | None:
+    try:
+        obj = json.loads(path.read_bytes())
+        if obj.get("key") != key:
+            return None
+        return [from_json(record) for record in obj["findings"]]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        logger.warning("ignoring unreadable checks cache file %s (%s); it will be rewritten", path, error)
+        return None
 
 
 def _write(path: Path, data: str) -> None:

@@ -2,20 +2,24 @@
 
 Entry point: ``run_checks(results) -> list[Diagnosis]``. Each check is a
 small module of this package (see ``registry.CHECKS`` for the order and the
-taxonomy category of each); ``suspect.find_suspects`` works across models.
+taxonomy category of each). The row checks look at one row at a time, so
+``check_file`` runs them on one result file; the suspect-reference check then
+compares the models of a dataset through the votes ``check_file`` collects
+(``suspect.dataset_suspects``). ``diagnose.checks_cache`` caches both steps.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import pandas as pd
 
 from atlas_builder.diagnose.checks.base import Row, to_diagnosis
 from atlas_builder.diagnose.checks.registry import CHECKS
-from atlas_builder.diagnose.checks.suspect import find_suspects
+from atlas_builder.diagnose.checks.suspect import Vote, dataset_suspects, find_suspects, vote_of
 from atlas_builder.logs import progress
 from atlas_builder.records import Diagnosis, Results
 
@@ -56,6 +60,26 @@ def check_row(row: Row) -> list[Diagnosis]:
     return found
 
 
+@dataclass
+class FileFindings:
+    """The row-check findings of one result file, and the votes of its rows for the suspect-reference check."""
+
+    findings: list[Diagnosis]
+    votes: list[Vote]
+
+
+def check_file(rows: Iterable[Row]) -> FileFindings:
+    """Run the row checks on the rows of one result file and collect their suspect-reference votes."""
+    findings: list[Diagnosis] = []
+    votes: list[Vote] = []
+    for row in rows:
+        findings.extend(check_row(row))
+        vote = vote_of(row)
+        if vote is not None:
+            votes.append(vote)
+    return FileFindings(findings, votes)
+
+
 def run_checks(results: Results) -> list[Diagnosis]:
     """Run every check on every failure of ``results`` (and the accident check on right rows); return the findings."""
     task_types = {dataset_id: info.task_type for dataset_id, info in results.datasets.items()}
@@ -68,3 +92,7 @@ def run_checks(results: Results) -> list[Diagnosis]:
     logger.info("checks: %d findings on %d rows (%s)", len(found), len(rows),
                 ", ".join(f"{name} {count}" for name, count in sorted(counts.items())))
     return found
+
+
+__all__ = ["FileFindings", "Vote", "check_file", "check_row", "dataset_suspects", "find_suspects", "iter_rows",
+           "run_checks"]

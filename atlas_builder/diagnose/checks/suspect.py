@@ -28,7 +28,8 @@ from __future__ import annotations
 import re
 import statistics
 from collections import defaultdict
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
 
 from atlas_builder.diagnose.checks.answers import answer_letter, final_answer, option_texts
 from atlas_builder.diagnose.checks.base import Row
@@ -85,54 +86,80 @@ def _normal_reference(row: Row) -> str | None:
     return normalise_answer(row.reference[0], row.task_type) or None
 
 
+@dataclass(frozen=True)
+class Vote:
+    """One model's normalised answer to one instance, as the suspect-reference check counts it."""
+
+    instance_id: str
+    model: str
+    answer: str | None  # None when the row states no answer
+    correct: bool
+
+
+def vote_of(row: Row) -> Vote | None:
+    """Return the row's vote, or None when its dataset's answers cannot be compared or it has no reference."""
+    if row.task_type not in COMPARABLE or not row.reference:
+        return None
+    return Vote(row.instance_id, row.model, stated_answer(row), row.correct)
+
+
 def find_suspects(rows: Iterable[Row]) -> list[Diagnosis]:
     """Return one suspect-reference diagnosis per instance whose weighted model consensus contradicts the reference."""
-    by_dataset: dict[str, list[Row]] = defaultdict(list)
+    votes: dict[str, list[Vote]] = defaultdict(list)
+    first_rows: dict[str, dict[str, Row]] = defaultdict(dict)
     for row in rows:
-        if row.task_type in COMPARABLE and row.reference:
-            by_dataset[row.dataset].append(row)
+        vote = vote_of(row)
+        if vote is not None:
+            votes[row.dataset].append(vote)
+            first_rows[row.dataset].setdefault(row.instance_id, row)
     found: list[Diagnosis] = []
-    for dataset, dataset_rows in sorted(by_dataset.items()):
-        found.extend(_dataset_suspects(dataset, dataset_rows))
+    for dataset, dataset_votes in sorted(votes.items()):
+        found.extend(dataset_suspects(dataset, dataset_votes, first_rows[dataset].__getitem__))
     return found
 
 
-def _dataset_suspects(dataset: str, rows: list[Row]) -> list[Diagnosis]:
+def dataset_suspects(dataset: str, votes: Sequence[Vote], first_row: Callable[[str], Row]) -> list[Diagnosis]:
+    """Return the suspect references of one dataset from its models' votes, sorted by instance id.
+
+    ``first_row`` returns the first row of an instance. The check reads only its input, metadata and
+    reference (never its output), and only for instances whose vote passes every threshold.
+    """
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for row in rows:
-        totals[row.model][0] += int(row.correct)
-        totals[row.model][1] += 1
+    for vote in votes:
+        totals[vote.model][0] += int(vote.correct)
+        totals[vote.model][1] += 1
+    if not totals:
+        return []
     weight = {model: max(right / count, MIN_WEIGHT) for model, (right, count) in totals.items()}
     bar = statistics.median(weight.values())
     strong = {model for model, value in weight.items() if value >= bar}
 
-    by_instance: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_instance[row.instance_id].append(row)
+    by_instance: dict[str, list[Vote]] = defaultdict(list)
+    for vote in votes:
+        by_instance[vote.instance_id].append(vote)
 
     found = []
-    for instance_id, instance_rows in sorted(by_instance.items()):
-        reference = _normal_reference(instance_rows[0])
-        votes: dict[str, list[str]] = defaultdict(list)
-        for row in instance_rows:
-            answer = stated_answer(row)
-            if answer is not None:
-                votes[answer].append(row.model)
-        voters = sum(len(models) for models in votes.values())
-        if voters < MIN_MODELS or not votes:
+    for instance_id, instance_votes in sorted(by_instance.items()):
+        tally: dict[str, list[str]] = defaultdict(list)
+        for vote in instance_votes:
+            if vote.answer is not None:
+                tally[vote.answer].append(vote.model)
+        voters = sum(len(models) for models in tally.values())
+        if voters < MIN_MODELS or not tally:
             continue
-        total_weight = sum(weight[model] for models in votes.values() for model in models)
-        agreed, models = max(votes.items(), key=lambda item: sum(weight[model] for model in item[1]))
+        total_weight = sum(weight[model] for models in tally.values() for model in models)
+        agreed, models = max(tally.items(), key=lambda item: sum(weight[model] for model in item[1]))
         share = sum(weight[model] for model in models) / total_weight
-        if agreed == reference or share < MIN_WEIGHT_SHARE or len(models) < max(MIN_MODELS, voters / 2):
+        first = first_row(instance_id)
+        if agreed == _normal_reference(first) or share < MIN_WEIGHT_SHARE or len(models) < max(MIN_MODELS, voters / 2):
             continue
-        strong_voters = [model for answer_models in votes.values() for model in answer_models if model in strong]
+        strong_voters = [model for answer_models in tally.values() for model in answer_models if model in strong]
         strong_agreeing = [model for model in models if model in strong]
         if len(strong_voters) < MIN_STRONG or len(strong_agreeing) < MIN_STRONG_SHARE * len(strong_voters):
             continue
-        if _undecidable_item(instance_rows[0], agreed):
+        if _undecidable_item(first, agreed):
             continue
-        reference_text = instance_rows[0].reference[0]
+        reference_text = first.reference[0]
         found.append(Diagnosis(
             dataset=dataset,
             model="",
@@ -154,7 +181,7 @@ def _dataset_suspects(dataset: str, rows: list[Row]) -> list[Diagnosis]:
                 "voters": voters,
                 "strong_agreeing": len(strong_agreeing),
                 "strong_voters": len(strong_voters),
-                "reference": list(instance_rows[0].reference),
+                "reference": list(first.reference),
             },
         ))
     return found
