@@ -8,10 +8,12 @@ files or internals. Instance rows stay in one pandas DataFrame (columns in
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
+import numpy as np
 import pandas as pd
 
 #: Columns of ``Results.rows``, one row per (dataset, model, instance).
@@ -109,19 +111,94 @@ class ResultFile:
     rows: int
 
 
+#: Type of ``Results.output_reader``: a callable that returns the outputs of one loaded result file.
+OutputReader = Callable[[ResultFile], pd.Series]
+
+
+class UnknownResultFileError(KeyError):
+    """Raised when a (dataset, model) pair has no loaded result file."""
+
+    def __str__(self) -> str:
+        # KeyError would print the repr of its argument, quotes and all.
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass
 class Results:
-    """Everything the results stage read from ``data/``."""
+    """Everything the results stage read from ``data/``.
+
+    After ``load_results(..., outputs="disk")``, ``rows`` has no ``output`` column
+    and ``output_reader`` reads the outputs back one result file at a time.
+    ``outputs`` returns them in both cases.
+    """
 
     data_dir: Path
     datasets: dict[str, DatasetInfo]
     models: dict[str, ModelInfo]
     files: list[ResultFile]
-    rows: pd.DataFrame  # columns RESULT_COLUMNS
+    rows: pd.DataFrame  # columns RESULT_COLUMNS, without "output" when the outputs stay on disk
+    output_reader: OutputReader | None = field(default=None, repr=False, compare=False)
+    # Lookups that ``outputs`` builds on its first call, each with the rows or files it was built from,
+    # so that assigning new rows or files rebuilds them.
+    _pair_positions: tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+    _pair_files: tuple[list[ResultFile], dict[tuple[str, str], ResultFile]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def failures(self) -> pd.DataFrame:
         """Return the rows whose ``correct`` is False."""
         return self.rows[~self.rows["correct"]]
+
+    def outputs(self, dataset: str, model: str) -> pd.Series:
+        """Return the outputs of one result file as ``str`` values indexed by ``instance_id``, in file order.
+
+        Slices ``rows`` when it has an ``output`` column, else calls ``output_reader``.
+        Raises ``UnknownResultFileError`` for a pair without a loaded result file.
+        """
+        if "output" in self.rows.columns:
+            return self._outputs_in_memory(dataset, model)
+        if self.output_reader is None:
+            raise ValueError("these Results have no output column and no output_reader. Load them with "
+                             "load_results, or pass output_reader when you build Results from other Results")
+        if self._pair_files is None or self._pair_files[0] is not self.files:
+            self._pair_files = (self.files, {(file.dataset, file.model): file for file in self.files})
+        file = self._pair_files[1].get((dataset, model))
+        if file is None:
+            raise UnknownResultFileError(_unknown_pair_message(dataset, model))
+        return self.output_reader(file)
+
+    def outputs_for(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        """Return the output of each (dataset, model, instance_id) key, reading each result file once.
+
+        Keys whose instance is not in its result file are left out. An unknown
+        (dataset, model) pair raises ``UnknownResultFileError``.
+        """
+        by_pair: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for dataset, model, instance_id in keys:
+            by_pair[(dataset, model)].append(instance_id)
+        found: dict[tuple[str, str, str], str] = {}
+        for (dataset, model), instance_ids in by_pair.items():
+            outputs = self.outputs(dataset, model)
+            for instance_id in instance_ids:
+                if instance_id in outputs.index:
+                    found[(dataset, model, instance_id)] = outputs[instance_id]
+        return found
+
+    def _outputs_in_memory(self, dataset: str, model: str) -> pd.Series:
+        if self._pair_positions is None or self._pair_positions[0] is not self.rows:
+            positions = self.rows.groupby(["dataset", "model"], sort=False).indices
+            self._pair_positions = (self.rows, {tuple(pair): rows for pair, rows in positions.items()})
+        positions = self._pair_positions[1].get((dataset, model))
+        if positions is None:
+            raise UnknownResultFileError(_unknown_pair_message(dataset, model))
+        instance_ids = self.rows["instance_id"].iloc[positions].array
+        outputs = self.rows["output"].iloc[positions].array
+        return pd.Series(outputs, index=pd.Index(instance_ids, name="instance_id"), name="output")
+
+
+def _unknown_pair_message(dataset: str, model: str) -> str:
+    return (f"no result file for dataset {dataset!r} and model {model!r} was loaded; "
+            f"expected results/{dataset}/{model}.jsonl in the data folder")
 
 
 @dataclass(frozen=True)

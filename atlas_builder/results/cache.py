@@ -93,8 +93,40 @@ class ResultCache:
             raise ValueError("this ResultCache has no directory")
         return self.directory / key[:2] / f"{key}.parquet"
 
-    def load(self, key: str) -> pd.DataFrame | None:
-        """Return the stored frame for ``key``, or None when there is none or it cannot be read."""
+    def load(self, key: str, *, with_output: bool = True) -> pd.DataFrame | None:
+        """Return the stored frame for ``key``, or None when there is none or it cannot be read.
+
+        Without ``with_output`` the frame has no ``output`` column and that column is not read.
+        """
+        columns = [name for name in FRAME_COLUMNS if with_output or name != "output"]
+        table = self._read(key, columns)
+        if table is None:
+            return None
+        values = {
+            "instance_id": table.column("instance_id").to_pandas(),
+            "input": _object_series([self._strings.setdefault(text, text) for text in table.column("input").to_pylist()]),
+            "messages": _object_series([None if text is None else self._shared_messages(text)
+                                        for text in table.column("messages").to_pylist()]),
+            "score": table.column("score").to_numpy(),
+            "reference": [self._shared_reference(tuple(items)) for items in table.column("reference").to_pylist()],
+            "correct": table.column("correct").to_numpy(zero_copy_only=False),
+            "metadata": [json.loads(text) for text in table.column("metadata").to_pylist()],
+            "line": table.column("line").to_pandas(),
+        }
+        if with_output:
+            # ``output`` goes straight from Arrow into a pandas str column. Going through Python
+            # str objects would allocate the largest column twice and leave the heap fragmented.
+            values["output"] = table.column("output").to_pandas()
+        return pd.DataFrame(values, columns=columns)
+
+    def load_outputs(self, key: str) -> pd.Series | None:
+        """Return the stored outputs for ``key`` indexed by ``instance_id``, or None when there is no readable entry."""
+        table = self._read(key, ["instance_id", "output"])
+        if table is None:
+            return None
+        return output_series(table.column("instance_id").to_pandas(), table.column("output").to_pandas())
+
+    def _read(self, key: str, columns: list[str]) -> pa.Table | None:
         if self.directory is None:
             return None
         path = self.path(key)
@@ -103,27 +135,13 @@ class ResultCache:
         try:
             # ParquetFile.read skips the dataset layer of read_table, which costs more than the
             # read itself for the few hundred rows of one result file.
-            table = pq.ParquetFile(path).read(use_threads=False)
-            if not table.schema.equals(SCHEMA, check_metadata=False):
-                raise pa.ArrowInvalid(f"unexpected schema {table.schema}")
+            with pq.ParquetFile(path) as parquet:
+                if not parquet.schema_arrow.equals(SCHEMA, check_metadata=False):
+                    raise pa.ArrowInvalid(f"unexpected schema {parquet.schema_arrow}")
+                return parquet.read(columns=columns, use_threads=False)
         except (OSError, pa.ArrowException) as error:
             logger.warning("ignoring unreadable result cache entry %s (%s); it will be rewritten", path, error)
             return None
-        # ``output`` goes straight from Arrow into a pandas str column. Going through Python
-        # str objects would allocate the largest column twice and leave the heap fragmented.
-        frame = pd.DataFrame({
-            "instance_id": table.column("instance_id").to_pandas(),
-            "input": _object_series([self._strings.setdefault(text, text) for text in table.column("input").to_pylist()]),
-            "messages": _object_series([None if text is None else self._shared_messages(text)
-                                        for text in table.column("messages").to_pylist()]),
-            "output": table.column("output").to_pandas(),
-            "score": table.column("score").to_numpy(),
-            "reference": [self._shared_reference(tuple(items)) for items in table.column("reference").to_pylist()],
-            "correct": table.column("correct").to_numpy(zero_copy_only=False),
-            "metadata": [json.loads(text) for text in table.column("metadata").to_pylist()],
-            "line": table.column("line").to_pandas(),
-        }, columns=list(FRAME_COLUMNS))
-        return frame
 
     def store(self, key: str, frame: pd.DataFrame) -> None:
         """Write ``frame`` (columns ``FRAME_COLUMNS``) as the entry for ``key``, atomically.
@@ -197,24 +215,40 @@ class ResultCache:
         return removed
 
 
+def output_series(instance_ids: Any, outputs: Any) -> pd.Series:
+    """Return ``outputs`` as a Series named "output" with an index named "instance_id" (the form of ``Results.outputs``).
+
+    Both arguments are sequences in file order. A Series argument is taken by position, not aligned by its index.
+    """
+    if isinstance(instance_ids, pd.Series):
+        instance_ids = instance_ids.array
+    if isinstance(outputs, pd.Series):
+        outputs = outputs.array
+    return pd.Series(outputs, index=pd.Index(instance_ids, name="instance_id"), name="output")
+
+
 def read_result_frame(
-    path: Path, dataset: DatasetInfo, cache: ResultCache | None, *, score_range: tuple[float, float] | None = None
+    path: Path, dataset: DatasetInfo, cache: ResultCache | None, *, score_range: tuple[float, float] | None = None,
+    with_output: bool = True,
 ) -> tuple[pd.DataFrame | None, list[Problem], str]:
     """Read one result file as a frame (``FRAME_COLUMNS``), from ``cache`` when its bytes were read before.
 
     Returns the frame (None when the file has no valid rows), its problems and
     its sha256, like ``read_result_file``. Without a cache it only parses.
+    Without ``with_output`` the frame has no ``output`` column, but a new cache
+    entry still stores the outputs.
     """
     from atlas_builder.results.load import read_result_file  # imported here so that load.py can import this module
 
     if cache is None:
         rows, problems, digest = read_result_file(path, dataset, score_range=score_range)
-        return (pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS)) if rows else None), problems, digest
+        frame = pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS)) if rows else None
+        return _without_output(frame, with_output), problems, digest
 
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     key = cache_key(digest, dataset.threshold, score_range)
     cache.used.add(key)
-    frame = cache.load(key)
+    frame = cache.load(key, with_output=with_output)
     if frame is not None:
         cache.hits += 1
         return frame, [], digest
@@ -228,4 +262,10 @@ def read_result_frame(
     cache.used.add(key)
     if not problems:
         cache.store(key, frame)
-    return frame, problems, digest
+    return _without_output(frame, with_output), problems, digest
+
+
+def _without_output(frame: pd.DataFrame | None, with_output: bool) -> pd.DataFrame | None:
+    if frame is None or with_output:
+        return frame
+    return frame.drop(columns="output")

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from atlas_builder.records import (
 )
 from atlas_builder.results import schema
 from atlas_builder.results.cache import ResultCache, read_result_frame
+from atlas_builder.results.outputs import ResultOutputReader
 
 logger = logging.getLogger(__name__)
 
@@ -146,11 +147,17 @@ def read_result_file(
     ``score_range`` is the dataset's declared ``[lowest, highest]`` score, checked when given.
     """
     data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    name = str(path)
+    rows, problems = parse_result_data(data, str(path), dataset, score_range=score_range)
+    return rows, problems, hashlib.sha256(data).hexdigest()
+
+
+def parse_result_data(
+    data: bytes, name: str, dataset: DatasetInfo | None, *, score_range: tuple[float, float] | None = None
+) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Parse the bytes of one result file; return its valid rows and its problems, which name the file ``name``."""
     if len(data) > schema.MAX_FILE_BYTES:
         return [], [Problem(name, None, f"file is {len(data):,} bytes, over the limit of {schema.MAX_FILE_BYTES:,}",
-                            "split the results or commit a documented subset")], digest
+                            "split the results or commit a documented subset")]
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     first_line_of: dict[str, int] = {}
@@ -177,7 +184,7 @@ def read_result_file(
         rows.append(_row(obj, number, dataset))
     if not rows and not problems:
         problems.append(Problem(name, 1, "file has no result lines", "write one JSON object per instance, or delete the file"))
-    return rows, problems, digest
+    return rows, problems
 
 
 def _row(obj: dict[str, Any], line: int, dataset: DatasetInfo | None) -> dict[str, Any]:
@@ -225,7 +232,8 @@ def result_cache_dir() -> Path | None:
     return Path(value).resolve() if value else (Path.cwd() / DEFAULT_CACHE_DIR)
 
 
-def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True) -> Results:
+def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True,
+                 outputs: Literal["memory", "disk"] = "memory") -> Results:
     """Read and validate everything under ``data_dir``.
 
     With ``strict`` any problem raises ``InvalidResultsError``; otherwise the
@@ -236,7 +244,14 @@ def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True)
     next load reads unchanged files without parsing or validating them again.
     Either way equal prompts, message lists and references share one object
     across rows, because every model of a dataset repeats the same prompts.
+
+    With ``outputs="disk"`` the returned ``rows`` has no ``output`` column, and
+    ``Results.outputs`` reads one result file's outputs at a time through a
+    ``ResultOutputReader``: from the cache entry, else by parsing the file again.
     """
+    if outputs not in ("memory", "disk"):
+        raise ValueError(f"invalid outputs mode {outputs!r}; use 'memory' or 'disk'")
+    with_output = outputs == "memory"
     data_dir = Path(data_dir)
     datasets, models, problems = load_metadata(data_dir)
     files: list[ResultFile] = []
@@ -255,7 +270,7 @@ def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True)
             problems.extend(found)
             continue
         frame, found, digest = read_result_frame(path, datasets[dataset_id], result_cache,
-                                                 score_range=ranges.get(dataset_id))
+                                                 score_range=ranges.get(dataset_id), with_output=with_output)
         problems.extend(found)
         if frame is None:
             continue
@@ -267,20 +282,24 @@ def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True)
         for problem in problems:
             logger.warning("%s", problem)
     logger.info("result cache: %d files read from the cache, %d parsed", result_cache.hits, result_cache.misses)
-    rows_frame = _concat(frames, files)
-    logger.info("read %d instances: %d datasets, %d models", len(rows_frame), len(datasets), len(models))
-    return Results(data_dir=data_dir, datasets=datasets, models=models, files=files, rows=rows_frame)
+    columns = [name for name in RESULT_COLUMNS if with_output or name != "output"]
+    rows_frame = _concat(frames, files, columns)
+    logger.info("read %d instances: %d datasets, %d models (outputs in %s)", len(rows_frame), len(datasets),
+                len(models), outputs)
+    reader = None if with_output else ResultOutputReader(directory, datasets, ranges)
+    return Results(data_dir=data_dir, datasets=datasets, models=models, files=files, rows=rows_frame,
+                   output_reader=reader)
 
 
-def _concat(frames: list[pd.DataFrame], files: list[ResultFile]) -> pd.DataFrame:
+def _concat(frames: list[pd.DataFrame], files: list[ResultFile], columns: list[str]) -> pd.DataFrame:
     """Join the per-file frames and add the ``dataset`` and ``model`` columns in one step each."""
     if not frames:
-        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+        return pd.DataFrame(columns=columns)
     rows = pd.concat(frames, ignore_index=True)
     counts = [len(frame) for frame in frames]
     rows.insert(0, "model", np.repeat(np.array([file.model for file in files], dtype=object), counts))
     rows.insert(0, "dataset", np.repeat(np.array([file.dataset for file in files], dtype=object), counts))
-    return rows[list(RESULT_COLUMNS)]
+    return rows[columns]
 
 
 def _file_name_problems(path: Path, dataset_id: str, model_id: str, datasets: dict, models: dict) -> list[Problem]:
