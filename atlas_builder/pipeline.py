@@ -45,9 +45,14 @@ def _timed(seconds: dict[str, float], step: str, run: Callable[[], T]) -> T:
 
 
 def prepare(data_dir: Path, seconds: dict[str, float] | None = None) -> tuple[Results, Diagnoses, Taxonomy]:
-    """Run the stages up to the taxonomy assignment (what ``export`` and ``build`` share)."""
+    """Run the stages up to the taxonomy assignment (what ``export`` and ``build`` share).
+
+    The results keep model outputs on disk (``Results.outputs`` reads them per
+    result file), because outputs are the one text column that rows cannot share
+    across models, and few steps need them.
+    """
     seconds = {} if seconds is None else seconds
-    results = _timed(seconds, "load", lambda: load_results(data_dir))
+    results = _timed(seconds, "load", lambda: load_results(data_dir, outputs="disk"))
     taxonomy = _timed(seconds, "taxonomy-load", lambda: load_taxonomy(data_dir))
     diagnoses = _timed(seconds, "diagnose", lambda: diagnose(results))
     diagnoses = _timed(seconds, "taxonomy-assign", lambda: assign_categories(diagnoses, taxonomy, data_dir))

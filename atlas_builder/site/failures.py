@@ -148,8 +148,9 @@ def write_browser_data(tree, results: Results, diagnoses: Diagnoses, taxonomy: T
     reused = 0
 
     failures = analysis.failures
-    # Same keys and order as analysis.failures, so both can be cut by the same positions.
-    texts_all = (results.failures()[["dataset", "model", "instance_id", "input", "output", "reference", "score"]]
+    # Same keys and order as analysis.failures, so both can be cut by the same positions. Outputs are
+    # read per pair below, and only for pairs whose shards are written, because ``rows`` may have none.
+    texts_all = (results.failures()[["dataset", "model", "instance_id", "input", "reference", "score"]]
                  .sort_values(["dataset", "model", "instance_id"], kind="stable").reset_index(drop=True))
     # failures is sorted by dataset, model, instance_id: position within its pair gives shard and offset.
     position = failures.groupby(["dataset", "model"], sort=False).cumcount().to_numpy()
@@ -171,6 +172,9 @@ def write_browser_data(tree, results: Results, diagnoses: Diagnoses, taxonomy: T
             reused += len(names)
             continue
         texts = [{name: values[i] for name, values in columns.items()} for i in positions]
+        pair_outputs = results.outputs(dataset, model).loc[[text_row["instance_id"] for text_row in texts]].tolist()
+        for text_row, output in zip(texts, pair_outputs):
+            text_row["output"] = output
         records = [failure_record(text_row, info, by_key.get((dataset, model, text_row["instance_id"]), []),
                                   diagnoses.primary.get((dataset, model, text_row["instance_id"])))
                    for text_row in texts]

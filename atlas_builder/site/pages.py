@@ -145,8 +145,6 @@ class PageBuilder:
         self.diagnosed_by_dataset = self.diagnosed.groupby("dataset").size()
         self.node_by_id = {node["id"]: node for node in self.nodes}
         self._example_cache: dict[str, list[dict[str, Any]]] = {}
-        self._failure_positions: dict[tuple[str, str, str], int] | None = None
-        self._failure_outputs: pd.Series | None = None
 
     # ---- shared pieces -------------------------------------------------------------------
 
@@ -316,26 +314,9 @@ class PageBuilder:
         """Return the example failures of a category, computed once per build (the page digest needs them too)."""
         if category_id not in self._example_cache:
             picked = pick_examples(inside, subtree).to_dict("records")
-            outputs = self._first_outputs([(row["dataset"], row["model"], row["instance_id"]) for row in picked])
+            outputs = self.results.outputs_for([(row["dataset"], row["model"], row["instance_id"]) for row in picked])
             self._example_cache[category_id] = [self._example(row, outputs) for row in picked]
         return self._example_cache[category_id]
-
-    def _first_outputs(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
-        """Return the output of each (dataset, model, instance) failure key.
-
-        The key -> row position map of the failures is built once per build, because
-        filtering all rows again for every category cost seconds at paper scale.
-        """
-        if self._failure_positions is None:
-            failures = self.results.rows[~self.results.rows["correct"]]
-            keys_of_rows = zip(failures["dataset"], failures["model"], failures["instance_id"])
-            self._failure_positions = {}
-            for key, position in zip(keys_of_rows, range(len(failures))):
-                self._failure_positions.setdefault(key, position)
-            self._failure_outputs = failures["output"]
-        wanted = [(key, self._failure_positions[key]) for key in keys if key in self._failure_positions]
-        outputs = self._failure_outputs.iloc[[position for _, position in wanted]].tolist()
-        return {key: output for (key, _), output in zip(wanted, outputs)}
 
     def _example(self, row: dict[str, Any], outputs: dict[tuple[str, str, str], str]) -> dict[str, Any]:
         key = (row["dataset"], row["model"], row["instance_id"])

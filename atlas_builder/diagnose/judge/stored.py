@@ -45,6 +45,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import numpy as np
+import pandas as pd
+
 from atlas_builder.diagnose.judge.plan import PURPOSE, build_messages, core_content, split_findings
 from atlas_builder.diagnose.judge.prompts import DIAGNOSE_PROMPT_VERSION, DIAGNOSE_SCHEMA
 from atlas_builder.diagnose.judge.store import STORE_DIR, core_key, read_records, request_key
@@ -197,17 +200,7 @@ def stored_diagnoses(
     if not report.records:
         return []
     current_findings = split_findings(check_findings)[1] if check_findings is not None else None
-    failures = {
-        (row["dataset"], row["model"], row["instance_id"]): row
-        for row in results.failures().to_dict("records")
-    }
-    correct = results.rows[results.rows["correct"]]
-    correct_outputs = {
-        (dataset, instance_id, model): output
-        for dataset, model, instance_id, output in zip(
-            correct["dataset"], correct["model"], correct["instance_id"], correct["output"]
-        )
-    }
+    failures, correct_outputs = _subject_rows(results, report.records)
 
     # failure -> [(findings changed, order, record)]
     by_failure: dict[FailureKey, list[tuple[bool, int, dict[str, Any]]]] = defaultdict(list)
@@ -226,7 +219,7 @@ def stored_diagnoses(
         peer_model = request.get("peer_model")
         peer_output = None
         if peer_model is not None:
-            peer_output = correct_outputs.get((key[0], key[2], peer_model))
+            peer_output = correct_outputs.get((key[0], peer_model, key[2]))
             if peer_output is None:
                 peer_gone += 1  # the peer's row is gone or no longer correct
                 continue
@@ -265,6 +258,52 @@ def stored_diagnoses(
         )
     diagnoses.sort(key=lambda item: item.key)
     return diagnoses
+
+
+def _subject_rows(
+    results: Results, records: list[dict[str, Any]]
+) -> tuple[dict[FailureKey, dict[str, Any]], dict[FailureKey, str]]:
+    """Return the failure rows (with outputs) that ``records`` are about, and the outputs of their correct peer rows.
+
+    Only the rows and outputs that records name are read, because ``results.rows``
+    may contain every row of the atlas and no outputs (``load_results(..., outputs="disk")``).
+    """
+    subjects: set[FailureKey] = set()
+    peers: set[FailureKey] = set()
+    for record in records:
+        subject = record.get("subject") or {}
+        key = (subject.get("dataset"), subject.get("model"), subject.get("instance_id"))
+        subjects.add(key)
+        peer_model = (record.get("request") or {}).get("peer_model")
+        if peer_model is not None:
+            peers.add((key[0], peer_model, key[2]))
+
+    rows = results.rows
+    positions = _positions_of(rows, subjects, correct=False)
+    columns = [name for name in rows.columns if name != "output"]
+    selected = rows.iloc[list(positions.values())][columns].to_dict("records")
+    failures = dict(zip(positions, selected))
+    correct_keys = list(_positions_of(rows, peers, correct=True))
+    # One call for both, so that a file with subjects and peers is read once.
+    outputs = results.outputs_for([*failures, *correct_keys])
+    for key, row in failures.items():
+        row["output"] = outputs[key]
+    return failures, {key: outputs[key] for key in correct_keys}
+
+
+def _positions_of(rows: pd.DataFrame, keys: set[FailureKey], *, correct: bool) -> dict[FailureKey, int]:
+    """Return the position in ``rows`` of each (dataset, model, instance_id) in ``keys`` whose row has this ``correct``."""
+    if not keys:
+        return {}
+    # Narrow to the datasets and models of ``keys`` first, so that the Python loop below runs over few rows.
+    candidates = ((rows["correct"] == correct) & rows["dataset"].isin({key[0] for key in keys})
+                  & rows["model"].isin({key[1] for key in keys})).to_numpy()
+    found: dict[FailureKey, int] = {}
+    for position, key in zip(np.flatnonzero(candidates),
+                             zip(rows["dataset"][candidates], rows["model"][candidates], rows["instance_id"][candidates])):
+        if key in keys:
+            found[key] = int(position)
+    return found
 
 
 def _match_record(
