@@ -25,7 +25,7 @@ from atlas_builder.records import (
     Source,
 )
 from atlas_builder.results import schema
-from atlas_builder.results.cache import ResultCache, read_result_frame
+from atlas_builder.results.cache import ResultCache, cache_key, file_digest, pack_key, read_result_frame
 from atlas_builder.results.outputs import ResultOutputReader
 
 logger = logging.getLogger(__name__)
@@ -263,25 +263,59 @@ def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True,
     result_cache = ResultCache(directory)
     logger.info("reading %d result files from %s (cache: %s)", len(paths), data_dir / "results", directory or "off")
     ranges = score_ranges(data_dir)
-    for path in progress(paths, desc="reading results", unit="file"):
-        dataset_id, model_id = path.parent.name, path.stem
-        found = _file_name_problems(path, dataset_id, model_id, datasets, models)
-        if found:
+    by_dataset: dict[str, list[Path]] = {}
+    for path in paths:
+        by_dataset.setdefault(path.parent.name, []).append(path)
+    packs = 0
+    for dataset_id, dataset_paths in progress(by_dataset.items(), total=len(by_dataset), desc="reading results",
+                                              unit="dataset"):
+        named: list[tuple[Path, str]] = []
+        for path in dataset_paths:
+            found = _file_name_problems(path, dataset_id, path.stem, datasets, models)
+            if found:
+                problems.extend(found)
+            else:
+                named.append((path, path.stem))
+        if not named:
+            continue
+        info, score_range = datasets[dataset_id], ranges.get(dataset_id)
+        # Packs leave the outputs out, so only a load that keeps outputs on disk reads them.
+        use_pack = not with_output and result_cache.directory is not None
+        digests = [file_digest(path) for path, _ in named] if use_pack else [None] * len(named)
+        key = pack_key(dataset_id, [(model_id, cache_key(digest, info.threshold, score_range))
+                        for (_, model_id), digest in zip(named, digests)]) if use_pack else ""
+        pack = result_cache.load_pack(key) if use_pack else None
+        if pack is not None and len(pack[1]) == len(named):
+            frame, counts = pack
+            packs += 1
+            result_cache.hits += len(named)
+            for (path, model_id), digest, count in zip(named, digests, counts):
+                result_cache.used.add(cache_key(digest, info.threshold, score_range))
+                files.append(ResultFile(dataset_id, model_id, path, digest, count))
+            frames.append(frame)  # _concat takes each file's row count from ``files``
+            continue
+
+        dataset_frames: list[pd.DataFrame] = []
+        complete = True
+        for (path, model_id), digest in zip(named, digests):
+            frame, found, digest = read_result_frame(path, info, result_cache, score_range=score_range,
+                                                     with_output=with_output, digest=digest)
             problems.extend(found)
-            continue
-        frame, found, digest = read_result_frame(path, datasets[dataset_id], result_cache,
-                                                 score_range=ranges.get(dataset_id), with_output=with_output)
-        problems.extend(found)
-        if frame is None:
-            continue
-        frames.append(frame)
-        files.append(ResultFile(dataset_id, model_id, path, digest, len(frame)))
+            complete = complete and not found and frame is not None
+            if frame is None:
+                continue
+            dataset_frames.append(frame)
+            files.append(ResultFile(dataset_id, model_id, path, digest, len(frame)))
+        frames.extend(dataset_frames)
+        if use_pack and complete:
+            result_cache.store_pack(key, dataset_frames)
     if problems:
         if strict:
             raise InvalidResultsError(problems)
         for problem in problems:
             logger.warning("%s", problem)
-    logger.info("result cache: %d files read from the cache, %d parsed", result_cache.hits, result_cache.misses)
+    logger.info("result cache: %d files read from the cache (%d datasets as one pack each), %d parsed",
+                result_cache.hits, packs, result_cache.misses)
     columns = [name for name in RESULT_COLUMNS if with_output or name != "output"]
     rows_frame = _concat(frames, files, columns)
     logger.info("read %d instances: %d datasets, %d models (outputs in %s)", len(rows_frame), len(datasets),
@@ -296,7 +330,8 @@ def _concat(frames: list[pd.DataFrame], files: list[ResultFile], columns: list[s
     if not frames:
         return pd.DataFrame(columns=columns)
     rows = pd.concat(frames, ignore_index=True)
-    counts = [len(frame) for frame in frames]
+    # A frame may hold several files (a pack), so the counts come from the files, in the same order.
+    counts = [file.rows for file in files]
     rows.insert(0, "model", np.repeat(np.array([file.model for file in files], dtype=object), counts))
     rows.insert(0, "dataset", np.repeat(np.array([file.dataset for file in files], dtype=object), counts))
     return rows[columns]
