@@ -30,7 +30,7 @@ from atlas_builder.diagnose import checks
 from atlas_builder.diagnose.checks import FileFindings, Vote
 from atlas_builder.diagnose.checks.base import Row
 from atlas_builder.logs import progress
-from atlas_builder.records import Diagnosis, Evidence, ResultFile, Results
+from atlas_builder.records import Diagnosis, Evidence, ResultFile, Results, rows_of_file
 from atlas_builder.results.write import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def file_positions(rows: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
 
 def file_rows(results: Results, item: ResultFile, positions: np.ndarray) -> Iterator[Row]:
     """Yield the check view of one result file's rows, reading its outputs from disk when ``rows`` holds none."""
-    part = results.rows.iloc[positions]
+    part = results.rows.iloc[rows_of_file(positions)]
     if "output" in part.columns:
         outputs = part["output"].tolist()
     else:
