@@ -146,6 +146,18 @@ def test_assign_categories_uses_stored(data_dir, caplog):
     assert "run `atlas taxonomy classify`" in caplog.text
 
 
+def test_assign_categories_keeps_dataset_findings(data_dir):
+    accident = Diagnosis(dataset="d", model="m", instance_id="9", diagnoser="check:scored-right-by-accident",
+                         kind="check", title="Scored right by accident", summary="s")
+    diagnoses = Diagnoses(items=[], primary={}, undiagnosed=[], suspect_references={("d", "4"): {"summary": "s"}},
+                          accidental_passes=[accident])
+
+    result = assign_categories(diagnoses, load_taxonomy(data_dir), data_dir)
+
+    assert result.accidental_passes == [accident]
+    assert result.suspect_references == {("d", "4"): {"summary": "s"}}
+
+
 def test_other_share_warns_above_threshold(data_dir, caplog):
     items = [judge_diagnosis("a", str(i), "t") for i in range(40)] + [judge_diagnosis("b", str(i), "t") for i in range(40)]
     items = [replace(item, category="other" if (item.dataset == "a" and int(item.instance_id) < 4) else "factual-error")

@@ -75,7 +75,8 @@ def assign_categories(diagnoses: Diagnoses, taxonomy: Taxonomy, data_dir: Path) 
         logger.warning("stored assignments of taxonomy v%s name unknown categories %s; rerun `atlas taxonomy classify`",
                        taxonomy.version, sorted(stale)[:10])
     result = Diagnoses(items=items, primary=primary, undiagnosed=list(diagnoses.undiagnosed),
-                       suspect_references=dict(diagnoses.suspect_references))
+                       suspect_references=dict(diagnoses.suspect_references),
+                       accidental_passes=list(diagnoses.accidental_passes))
     warn_if_revision_due(other_shares(result), taxonomy.version)
     return result
 
