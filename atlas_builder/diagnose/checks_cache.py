@@ -80,7 +80,9 @@ def run_checks_cached(results: Results) -> list[Diagnosis]:
     cache_dir = checks_cache_dir()
     code_version = checks_code_version()
     keys = {(item.dataset, item.model): file_key(results, item, code_version) for item in results.files}
-    found: dict[tuple[str, str], FileFindings] = {}
+    # Per file: its findings, and its votes as stored [instance_id, model, answer, correct] lists. The votes
+    # become Vote records only for a dataset whose suspect references must be computed again.
+    found: dict[tuple[str, str], tuple[list[Diagnosis], list[list[Any]]]] = {}
     missing: list[ResultFile] = []
     for item in results.files:
         cached = _read(_file_path(cache_dir, keys[(item.dataset, item.model)])) if cache_dir else None
@@ -104,8 +106,8 @@ def run_checks_cached(results: Results) -> list[Diagnosis]:
     for dataset in sorted(results.datasets):
         files = [item for item in results.files if item.dataset == dataset]
         for item in files:
-            findings.extend(found[(item.dataset, item.model)].findings)
-        votes = [vote for item in files for vote in found[(item.dataset, item.model)].votes]
+            findings.extend(found[(item.dataset, item.model)][0])
+        votes = [found[(item.dataset, item.model)][1] for item in files]
         findings.extend(_suspects(results, dataset, votes, positions, [keys[(dataset, item.model)] for item in files],
                                   cache_dir))
     return findings
@@ -182,7 +184,7 @@ def _run_forked(results: Results, positions: dict[tuple[str, str], np.ndarray], 
         _FORKED = None
 
 
-def _suspects(results: Results, dataset: str, votes: list[Vote], positions: dict[tuple[str, str], np.ndarray],
+def _suspects(results: Results, dataset: str, votes: list[list[list[Any]]], positions: dict[tuple[str, str], np.ndarray],
               keys: list[str], cache_dir: Path | None) -> list[Diagnosis]:
     """Return one dataset's suspect references, from the cache when none of its files changed."""
     key = hashlib.sha256(json.dumps([dataset, keys]).encode()).hexdigest()
@@ -192,8 +194,9 @@ def _suspects(results: Results, dataset: str, votes: list[Vote], positions: dict
         if cached is not None:
             return cached
     first_rows = _first_row_lookup(results, dataset, positions)
+    records = [Vote(*vote) for file_votes in votes for vote in file_votes]
     data = json.dumps({"key": key, "findings": [to_json(item) for item in
-                                                checks.dataset_suspects(dataset, votes, first_rows)]},
+                                                checks.dataset_suspects(dataset, records, first_rows)]},
                       ensure_ascii=False, default=str)
     if path is not None:
         _write(path, data)
@@ -203,21 +206,25 @@ def _suspects(results: Results, dataset: str, votes: list[Vote], positions: dict
 def _first_row_lookup(results: Results, dataset: str, positions: dict[tuple[str, str], np.ndarray]):
     """Return a function that gives the first row of an instance of ``dataset``, without its output."""
     task_type = results.datasets[dataset].task_type
+    rows = results.rows
     first: dict[str, int] = {}
     for item in results.files:
         if item.dataset != dataset:
             continue
-        instance_ids = results.rows["instance_id"].iloc[positions[(item.dataset, item.model)]].tolist()
-        for instance_id, position in zip(instance_ids, positions[(item.dataset, item.model)].tolist()):
+        where = positions[(item.dataset, item.model)]
+        instance_ids = rows["instance_id"].iloc[rows_of_file(where)].tolist()
+        for instance_id, position in zip(instance_ids, where.tolist()):
             first.setdefault(instance_id, position)
+    columns = {name: rows.columns.get_loc(name) for name in ("model", "input", "reference", "correct", "metadata")}
 
     def first_row(instance_id: str) -> Row:
-        row = results.rows.iloc[first[instance_id]]
-        return Row(dataset=dataset, model=row["model"], instance_id=instance_id,
-                   input=row["input"] if isinstance(row["input"], str) else "", output="",
-                   reference=tuple(row["reference"]) if row["reference"] is not None else (),
-                   correct=bool(row["correct"]),
-                   metadata=row["metadata"] if isinstance(row["metadata"], dict) else {}, task_type=task_type)
+        position = first[instance_id]
+        text, reference, metadata = (rows.iat[position, columns[name]] for name in ("input", "reference", "metadata"))
+        return Row(dataset=dataset, model=rows.iat[position, columns["model"]], instance_id=instance_id,
+                   input=text if isinstance(text, str) else "", output="",
+                   reference=tuple(reference) if reference is not None else (),
+                   correct=bool(rows.iat[position, columns["correct"]]),
+                   metadata=metadata if isinstance(metadata, dict) else {}, task_type=task_type)
 
     return first_row
 
@@ -244,11 +251,14 @@ def _encode(result: FileFindings) -> str:
                       ensure_ascii=False, default=str)
 
 
-def _decode(obj: dict[str, Any]) -> FileFindings:
-    return FileFindings([from_json(record) for record in obj["findings"]], [Vote(*vote) for vote in obj["votes"]])
+def _decode(obj: dict[str, Any]) -> tuple[list[Diagnosis], list[list[Any]]]:
+    votes = obj["votes"]
+    if not isinstance(votes, list) or not all(isinstance(vote, list) and len(vote) == 4 for vote in votes):
+        raise ValueError("votes are not [instance_id, model, answer, correct] lists")
+    return [from_json(record) for record in obj["findings"]], votes
 
 
-def _read(path: Path) -> FileFindings | None:
+def _read(path: Path) -> tuple[list[Diagnosis], list[list[Any]]] | None:
     # The key is the file name, so an entry that exists belongs to the file's current content.
     try:
         return _decode(json.loads(path.read_bytes()))
