@@ -40,6 +40,9 @@ SITE_PARTS = (
     ("site.mkdocs", re.compile(r"mkdocs build --strict: (?P<seconds>[0-9.]+) s")),
 )
 POLL_SECONDS = 0.05
+#: PSS (proportional set size) counts a page shared by forked workers once in all, where RSS counts it in
+#: every process. Reading it costs a walk of /proc/<pid>/smaps_rollup, so it is polled less often than RSS.
+PSS_EVERY = 10
 EDITED_DATASET_INDEX = 0
 
 
@@ -52,6 +55,7 @@ class Run:
     seconds: float
     peak_rss_mb: float  # sum of the RSS of the process and all its children, polled
     max_rss_mb: float  # ru_maxrss of the top process alone, from wait4
+    peak_pss_mb: float  # sum of the PSS of the process and all its children, polled every PSS_EVERY polls
     exit_code: int
     steps: dict[str, float] = field(default_factory=dict)
     log: str = ""
@@ -71,13 +75,16 @@ def measure(label: str, command: list[str], *, cwd: Path, log_path: Path) -> Run
     with log_path.open("wb") as log:
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        peak = 0
+        peak = peak_pss = polls = 0
         watched = psutil.Process(process.pid)
         while True:
             finished, status, usage = os.wait4(process.pid, os.WNOHANG)
             if finished:
                 break
-            peak = max(peak, _tree_rss(watched))
+            peak = max(peak, _tree_memory(watched, "rss"))
+            if polls % PSS_EVERY == 0:
+                peak_pss = max(peak_pss, _tree_memory(watched, "pss"))
+            polls += 1
             time.sleep(POLL_SECONDS)
         seconds = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -89,10 +96,11 @@ def measure(label: str, command: list[str], *, cwd: Path, log_path: Path) -> Run
             steps[name] = float(found["seconds"])
     max_rss = usage.ru_maxrss / 1024
     return Run(label, command, round(seconds, 2), round(max(peak / 2**20, max_rss), 1), round(max_rss, 1),
-               process.returncode, steps, text[-3000:])
+               round(peak_pss / 2**20, 1), process.returncode, steps, text[-3000:])
 
 
-def _tree_rss(process: psutil.Process) -> int:
+def _tree_memory(process: psutil.Process, kind: str) -> int:
+    """Return the summed ``rss`` or ``pss`` in bytes of ``process`` and its children (0 once it is gone)."""
     total = 0
     try:
         members = [process, *process.children(recursive=True)]
@@ -100,9 +108,10 @@ def _tree_rss(process: psutil.Process) -> int:
         return 0
     for member in members:
         try:
-            total += member.memory_info().rss
-        except psutil.NoSuchProcess:
+            info = member.memory_full_info() if kind == "pss" else member.memory_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
+        total += getattr(info, kind)
     return total
 
 
@@ -321,11 +330,11 @@ def print_summary(figures: dict[str, Any], runs: list[Run]) -> None:
         print(f"generation: {figures['generation']['seconds']} s")
     full = runs[0]
     floor = next((run for run in runs if run.label.startswith("bare mkdocs")), None)
-    print("| run | seconds | vs full | peak RSS (MB) | files rewritten | files changed |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| run | seconds | vs full | peak RSS, tree (MB) | peak PSS, tree (MB) | files rewritten | files changed |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         ratio = f"{run.seconds / full.seconds:.2f}x" if full.seconds else "-"
-        print(f"| {run.label} | {run.seconds:.1f} | {ratio} | {run.peak_rss_mb:.0f} | "
+        print(f"| {run.label} | {run.seconds:.1f} | {ratio} | {run.peak_rss_mb:.0f} | {run.peak_pss_mb:.0f} | "
               f"{'-' if run.files_rewritten is None else run.files_rewritten} | "
               f"{'-' if run.files_changed is None else run.files_changed} |")
     if floor is not None and floor.seconds:

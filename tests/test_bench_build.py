@@ -17,3 +17,4 @@ def test_measure_reads_step_timings(tmp_path):
     assert run.exit_code == 0
     assert run.steps == {"load": 1.25, "site": 7.5, "site.pages": 2.5, "site.charts": 0.75, "site.mkdocs": 4.0}
     assert run.peak_rss_mb > 0
+    assert run.peak_pss_mb > 0
