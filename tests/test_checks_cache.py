@@ -160,3 +160,24 @@ def test_suspects_follow_a_changed_file(tmp_path):
 
     assert "check:suspect-reference" in {item.diagnoser for item in before}
     assert "check:suspect-reference" not in {item.diagnoser for item in after}
+
+
+def test_forked_workers_inherit_frozen_heap(tmp_path, monkeypatch):
+    import gc
+
+    rows = {(f"set{n}", "alpha"): quiz_rows("") for n in range(3)}
+    data = write_atlas(tmp_path / "data", rows, taxonomy_from=SEED_TAXONOMY)
+    monkeypatch.setattr(checks_cache, "PARALLEL_MIN_ROWS", 1)
+    frozen_at_fork = []
+    real_freeze = gc.freeze
+
+    def freeze():
+        real_freeze()
+        frozen_at_fork.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(checks_cache.gc, "freeze", freeze)
+    checks_cache.run_checks_cached(load_results(data))
+
+    assert len(frozen_at_fork) == 1
+    assert frozen_at_fork[0] > 0
+    assert gc.get_freeze_count() == 0

@@ -14,6 +14,7 @@ editing a dataset's description checks nothing.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -175,12 +176,16 @@ def _run_forked(results: Results, positions: dict[tuple[str, str], np.ndarray], 
     """Check files in forked workers that share the parent's rows instead of receiving a pickled copy."""
     global _FORKED
     _FORKED = (results, positions, items)
+    # A garbage collection in a worker would write to every container object it inherited and so copy
+    # the parent's pages, one private copy per worker. Frozen objects are skipped by the collector.
+    gc.freeze()
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             chunk = max(1, len(items) // (workers * 16))
             yield from pool.map(_check_forked, range(len(items)), chunksize=chunk)
     finally:
+        gc.unfreeze()
         _FORKED = None
 
 

@@ -7,6 +7,7 @@ matches the manifest and whose file exists is not drawn again.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -123,8 +124,14 @@ def render_charts(specs: list[ChartSpec], tree, folder: str, *, workers: int | N
             todo.append(spec)
     workers = workers or os.cpu_count() or 1
     if len(todo) >= PARALLEL_THRESHOLD and workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            drawn = list(pool.map(_draw_named, todo, chunksize=max(1, len(todo) // (workers * 4))))
+        # Forked workers would copy the parent's pages when their garbage collector visits inherited
+        # objects; frozen objects are skipped by the collector.
+        gc.freeze()
+        try:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                drawn = list(pool.map(_draw_named, todo, chunksize=max(1, len(todo) // (workers * 4))))
+        finally:
+            gc.unfreeze()
     else:
         drawn = [_draw_named(spec) for spec in todo]
     for name, data in drawn:
