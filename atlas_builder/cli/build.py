@@ -24,13 +24,17 @@ def command(data_dir: Path, site_dir: Path, docs_dir: Path, force: bool) -> None
     The build never calls the judge: it uses the stored judge answers and the
     deterministic checks, and reports how many failures are still undiagnosed
     (run `atlas diagnose` to explain them).
+
+    Parsed result files and check findings are cached under the folder that
+    ATLAS_CACHE_DIR names (default: .atlas-cache in the current directory), so
+    a rebuild reads and checks only the result files that changed.
+    ATLAS_CACHE_DIR=off turns the caches off; deleting the folder is safe.
     """
     from atlas_builder.pipeline import UnsafeOutputError, build
     from atlas_builder.results import InvalidResultsError
     from atlas_builder.site import MkDocsBuildError
     from atlas_builder.taxonomy import InvalidTaxonomyError
 
-    use_jemalloc()
     start = time.perf_counter()
     try:
         report = build(data_dir, site_dir, docs_dir, force=force)
@@ -49,16 +53,3 @@ def command(data_dir: Path, site_dir: Path, docs_dir: Path, force: bool) -> None
     )
     click.echo(f"{len(diagnoses.undiagnosed):,} failures are still undiagnosed; run `atlas diagnose --judge MODEL` to explain them.")
 
-
-def use_jemalloc() -> None:
-    """Switch Arrow to its jemalloc pool where the wheel has one.
-
-    Measured on the synthetic paper-scale atlas, Arrow's default mimalloc pool
-    kept about 700 MB more at the peak of loading (see docs/benchmarks.md).
-    """
-    import pyarrow
-
-    try:
-        pyarrow.set_memory_pool(pyarrow.jemalloc_memory_pool())
-    except NotImplementedError:
-        pass
