@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atlas_builder.analysis.stats import holm_adjust, two_proportion_p, wilson_interval
+from atlas_builder.analysis.stats import holm_adjust, holm_adjust_columns, two_proportion_p, wilson_interval
 
 
 @st.composite
@@ -107,3 +107,15 @@ def test_holm_keeps_nan():
     adjusted = holm_adjust([math.nan, 0.02])
     assert math.isnan(adjusted[0])
     assert adjusted[1] == pytest.approx(0.02)
+
+
+@given(st.lists(st.lists(st.one_of(st.floats(min_value=0, max_value=1), st.just(math.nan)), min_size=4, max_size=4),
+                min_size=1, max_size=6))
+def test_holm_columns_match_holm_adjust(columns):
+    table = np.array(columns, dtype=float).T  # axis 0: the p-values of one family
+
+    adjusted = holm_adjust_columns(table)
+
+    for index, column in enumerate(columns):
+        expected = holm_adjust(column)
+        assert np.array_equal(adjusted[:, index], np.array(expected), equal_nan=True), (column, expected)

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import sparse
 from scipy import stats as scipy_stats
 
-from atlas_builder.analysis.stats import holm_adjust, two_proportion_p
+from atlas_builder.analysis.stats import holm_adjust_columns, two_proportion_p
 
 #: Row label of the overall failure rate in comparison tables.
 ANY_FAILURE = "any-failure"
@@ -99,8 +99,5 @@ def pair_p_values(shared: np.ndarray, k: np.ndarray) -> np.ndarray:
     p = np.where(n[None, :, :] > 0, p, np.nan)
     for i in range(n.shape[0]):
         p[:, i, i] = np.nan
-    adjusted = np.full_like(p, np.nan)
-    for i, j in zip(*np.nonzero(n > 0)):
-        if i != j:
-            adjusted[:, i, j] = holm_adjust(list(p[:, i, j]))
-    return adjusted
+    # Pairs without shared instances and the diagonal are NaN in every category, so they stay NaN.
+    return holm_adjust_columns(p)

@@ -60,6 +60,27 @@ def two_proportion_p(k1: int, n1: int, k2: int, n2: int) -> float:
     return float(2 * scipy_stats.norm.sf(abs(z)))
 
 
+def holm_adjust_columns(p_values: np.ndarray) -> np.ndarray:
+    """Return ``holm_adjust`` applied along axis 0 of ``p_values`` for every index of the other axes at once.
+
+    The comparison of 830 models has 688,000 model pairs, and adjusting them one list at a time
+    in Python took about 30 s.
+    """
+    missing = np.isnan(p_values)
+    order = np.argsort(np.where(missing, np.inf, p_values), axis=0, kind="stable")
+    ordered = np.take_along_axis(p_values, order, axis=0)
+    rank = np.arange(p_values.shape[0]).reshape((-1,) + (1,) * (p_values.ndim - 1))
+    m = (~missing).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        scaled = np.where(rank < m, np.minimum(1.0, (m - rank) * ordered), np.nan)
+    # The NaN entries sort last, so the running maximum of the others never meets them.
+    running = np.fmax.accumulate(scaled, axis=0)
+    adjusted = np.empty_like(running)
+    np.put_along_axis(adjusted, order, running, axis=0)
+    adjusted[missing] = np.nan
+    return adjusted
+
+
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
     """Return Holm-Bonferroni adjusted p-values (NaN stays NaN), in the input order."""
     indexed = [(p, i) for i, p in enumerate(p_values) if not math.isnan(p)]
