@@ -50,6 +50,20 @@ def test_cache_hit_returns_equal_findings(tmp_path, checked_files):
     assert second == first
 
 
+def test_unchanged_dataset_read_whole(tmp_path, checked_files):
+    import shutil
+
+    data = write_atlas(tmp_path / "data", {("quiz", "alpha"): quiz_rows(""), ("quiz", "beta"): quiz_rows("")},
+                       taxonomy_from=SEED_TAXONOMY)
+    first = checks_cache.run_checks_cached(load_results(data))
+    shutil.rmtree(checks_cache.checks_cache_dir() / "files")
+
+    second = checks_cache.run_checks_cached(load_results(data))
+
+    assert len(checked_files) == 2
+    assert second == first
+
+
 def test_new_model_checks_only_its_files(tmp_path, checked_files):
     pairs = {(dataset, "alpha"): quiz_rows("") for dataset in ("quiz", "exam")}
     data = write_atlas(tmp_path / "data", pairs, taxonomy_from=SEED_TAXONOMY)
@@ -103,7 +117,7 @@ def test_cache_off_always_runs(tmp_path, monkeypatch, checked_files):
 def test_unreadable_entry_is_rechecked(tmp_path, checked_files):
     data = write_atlas(tmp_path / "data", {("quiz", "alpha"): quiz_rows("")}, taxonomy_from=SEED_TAXONOMY)
     first = checks_cache.run_checks_cached(load_results(data))
-    for path in (checks_cache.checks_cache_dir() / "files").rglob("*.json"):
+    for path in checks_cache.checks_cache_dir().rglob("*.json"):
         path.write_text("{not json")
 
     second = checks_cache.run_checks_cached(load_results(data))

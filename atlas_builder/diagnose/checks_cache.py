@@ -8,7 +8,9 @@ reruns from the stored votes whenever any file of its dataset changed, and never
 reads an output again.
 
 Adding one model's results therefore checks that model's files only, and
-editing a dataset's description checks nothing.
+editing a dataset's description checks nothing. A dataset none of whose files
+changed is read from one entry that holds all its findings, suspect references
+included, so a rebuild reads 35 entries rather than one per result file.
 """
 
 from __future__ import annotations
@@ -81,19 +83,33 @@ def run_checks_cached(results: Results) -> list[Diagnosis]:
     cache_dir = checks_cache_dir()
     code_version = checks_code_version()
     keys = {(item.dataset, item.model): file_key(results, item, code_version) for item in results.files}
+    files_of: dict[str, list[ResultFile]] = {dataset: [] for dataset in sorted(results.datasets)}
+    for item in results.files:
+        files_of[item.dataset].append(item)
+    dataset_keys = {dataset: _dataset_key(dataset, [keys[(dataset, item.model)] for item in files])
+                    for dataset, files in files_of.items()}
+
+    # A dataset none of whose files changed is read whole from one entry: at 29,050 result files,
+    # reading one entry per file cost more than the findings themselves.
+    complete: dict[str, list[Diagnosis]] = {}
     # Per file: its findings, and its votes as stored [instance_id, model, answer, correct] lists. The votes
     # become Vote records only for a dataset whose suspect references must be computed again.
     found: dict[tuple[str, str], tuple[list[Diagnosis], list[list[Any]]]] = {}
     missing: list[ResultFile] = []
-    for item in results.files:
-        cached = _read(_file_path(cache_dir, keys[(item.dataset, item.model)])) if cache_dir else None
-        if cached is None:
-            missing.append(item)
-        else:
-            found[(item.dataset, item.model)] = cached
+    for dataset, files in files_of.items():
+        whole = _read_dataset(_dataset_path(cache_dir, dataset), dataset_keys[dataset]) if cache_dir else None
+        if whole is not None:
+            complete[dataset] = whole
+            continue
+        for item in files:
+            cached = _read(_file_path(cache_dir, keys[(item.dataset, item.model)])) if cache_dir else None
+            if cached is None:
+                missing.append(item)
+            else:
+                found[(item.dataset, item.model)] = cached
     rows = sum(item.rows for item in missing)
-    logger.info("checks: %d of %d result files from the cache, %d to check (%d rows)",
-                len(found), len(results.files), len(missing), rows)
+    logger.info("checks: %d of %d datasets and %d of %d other result files from the cache, %d to check (%d rows)",
+                len(complete), len(files_of), len(found), len(found) + len(missing), len(missing), rows)
 
     positions = file_positions(results.rows)
     for item, data in _check_files(results, positions, missing, rows):
@@ -104,14 +120,23 @@ def run_checks_cached(results: Results) -> list[Diagnosis]:
             _write(_file_path(cache_dir, keys[(item.dataset, item.model)]), data)
 
     findings: list[Diagnosis] = []
-    for dataset in sorted(results.datasets):
-        files = [item for item in results.files if item.dataset == dataset]
-        for item in files:
-            findings.extend(found[(item.dataset, item.model)][0])
+    for dataset, files in files_of.items():
+        if dataset in complete:
+            findings.extend(complete[dataset])
+            continue
+        dataset_findings = [finding for item in files for finding in found[(item.dataset, item.model)][0]]
         votes = [found[(item.dataset, item.model)][1] for item in files]
-        findings.extend(_suspects(results, dataset, votes, positions, [keys[(dataset, item.model)] for item in files],
-                                  cache_dir))
+        dataset_findings.extend(_suspects(results, dataset, votes, positions))
+        if cache_dir is not None:
+            data = json.dumps({"key": dataset_keys[dataset], "findings": [to_json(item) for item in dataset_findings]},
+                              ensure_ascii=False, default=str)
+            _write(_dataset_path(cache_dir, dataset), data)
+        findings.extend(dataset_findings)
     return findings
+
+
+def _dataset_key(dataset: str, file_keys: list[str]) -> str:
+    return hashlib.sha256(json.dumps([dataset, file_keys]).encode()).hexdigest()
 
 
 def file_positions(rows: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
@@ -189,23 +214,14 @@ def _run_forked(results: Results, positions: dict[tuple[str, str], np.ndarray], 
         _FORKED = None
 
 
-def _suspects(results: Results, dataset: str, votes: list[list[list[Any]]], positions: dict[tuple[str, str], np.ndarray],
-              keys: list[str], cache_dir: Path | None) -> list[Diagnosis]:
-    """Return one dataset's suspect references, from the cache when none of its files changed."""
-    key = hashlib.sha256(json.dumps([dataset, keys]).encode()).hexdigest()
-    path = cache_dir / "suspects" / f"{dataset}.json" if cache_dir is not None else None
-    if path is not None:
-        cached = _read_suspects(path, key)
-        if cached is not None:
-            return cached
+def _suspects(results: Results, dataset: str, votes: list[list[list[Any]]],
+              positions: dict[tuple[str, str], np.ndarray]) -> list[Diagnosis]:
+    """Return one dataset's suspect references from its files' stored votes, after the same JSON round trip."""
     first_rows = _first_row_lookup(results, dataset, positions)
     records = [Vote(*vote) for file_votes in votes for vote in file_votes]
-    data = json.dumps({"key": key, "findings": [to_json(item) for item in
-                                                checks.dataset_suspects(dataset, records, first_rows)]},
+    data = json.dumps([to_json(item) for item in checks.dataset_suspects(dataset, records, first_rows)],
                       ensure_ascii=False, default=str)
-    if path is not None:
-        _write(path, data)
-    return [from_json(record) for record in json.loads(data)["findings"]]
+    return [from_json(record) for record in json.loads(data)]
 
 
 def _first_row_lookup(results: Results, dataset: str, positions: dict[tuple[str, str], np.ndarray]):
@@ -274,7 +290,11 @@ def _read(path: Path) -> tuple[list[Diagnosis], list[list[Any]]] | None:
         return None
 
 
-def _read_suspects(path: Path, key: str) -> list[Diagnosis] | None:
+def _dataset_path(cache_dir: Path, dataset: str) -> Path:
+    return cache_dir / "datasets" / f"{dataset}.json"
+
+
+def _read_dataset(path: Path, key: str) -> list[Diagnosis] | None:
     try:
         obj = json.loads(path.read_bytes())
         if obj.get("key") != key:
