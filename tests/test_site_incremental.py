@@ -99,3 +99,20 @@ def test_forced_full_render_gives_same_bytes(rebuilt, tmp_path):
         if name == "mkdocs.yml":
             continue  # contains the absolute docs_dir and site_dir, which differ between the two folders
         assert fresh[name] == data_bytes, f"{name} differs between the incremental and a full render"
+
+
+def test_unchanged_comparison_not_formatted_again(tmp_path, monkeypatch):
+    import atlas_builder.site.render as render_module
+
+    data, out = tmp_path / "data", tmp_path / "src"
+    shutil.copytree(FIXTURE / "data", data)
+    calls = []
+    real = render_module.compare_shards
+    monkeypatch.setattr(render_module, "compare_shards", lambda *args: calls.append(1) or real(*args))
+
+    render(data, out)
+    second, _ = render(data, out)
+
+    assert len(calls) == 1
+    assert (out / "docs" / "models" / "compare-data" / "meta.json").is_file()
+    assert second.written_paths == []
