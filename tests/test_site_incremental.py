@@ -116,3 +116,23 @@ def test_unchanged_comparison_not_formatted_again(tmp_path, monkeypatch):
     assert len(calls) == 1
     assert (out / "docs" / "models" / "compare-data" / "meta.json").is_file()
     assert second.written_paths == []
+
+
+def test_description_edit_renders_no_model_page(tmp_path, monkeypatch):
+    from atlas_builder.site.pages import PageBuilder
+
+    data, out = tmp_path / "data", tmp_path / "src"
+    shutil.copytree(FIXTURE / "data", data)
+    render(data, out)
+    dataset_file = data / "datasets" / "quiz.yaml"
+    text = dataset_file.read_text(encoding="utf-8")
+    assert "description:" in text
+    dataset_file.write_text(text.replace("description:", "description: Edited.", 1), encoding="utf-8")
+    rendered = []
+    real_model = PageBuilder.model
+    monkeypatch.setattr(PageBuilder, "model", lambda self, model_id: rendered.append(model_id) or real_model(self, model_id))
+
+    edited, _ = render(data, out)
+
+    assert "docs/datasets/quiz.md" in set(edited.written_paths)
+    assert rendered == []

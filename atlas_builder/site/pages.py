@@ -343,7 +343,12 @@ class PageBuilder:
         nearest = [(other, similarity, self.results.models[other].name) for other, similarity in self.analysis.nearest.get(model_id, [])]
         return [self.common, repr(self.release), repr(self.results.models[model_id]), accuracy,
                 self.signature_by_model.get(model_id, self.analysis.signature.iloc[0:0]), failures[["diagnoser", "kind"]],
-                nearest, [repr(self.results.datasets[d]) for d in accuracy["dataset"]], self.category_names]
+                nearest, [self._dataset_label(d) for d in accuracy["dataset"]], self.category_names]
+
+    def _dataset_label(self, dataset_id: str) -> list[Any]:
+        # What a model page prints of a dataset: its name, source and licence, not its description.
+        info = self.results.datasets[dataset_id]
+        return [info.name, repr(info.source), info.license]
 
     def dataset_inputs(self, dataset_id: str) -> list[Any]:
         accuracy = self.accuracy_by_dataset[dataset_id]
