@@ -211,8 +211,8 @@ class ResultCache:
         _write_parquet(self.path(key), _table(frame, SCHEMA))
 
     # ---- packs: all rows of one dataset without their outputs, read in one piece -------------
-    # Reading 2,905 per-file entries costs more per file than per row (a DataFrame and a parquet
-    # reader each), so a load without outputs reads one pack per dataset when no file changed.
+    # Each per-file entry costs a DataFrame and a parquet reader, so thousands of them cost more than
+    # their rows do. When no file of a dataset changed, a load without outputs reads its pack.
 
     def pack_path(self, key: str) -> Path:
         if self.directory is None:
