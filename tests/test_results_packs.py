@@ -53,7 +53,8 @@ def test_pack_load_equals_file_load(data_dir: Path, monkeypatch: pytest.MonkeyPa
     warm = load_results(data_dir, outputs="disk")
 
     assert len(packs(tmp_path / "cache")) == 2
-    assert "6 files read from the cache (2 datasets as one pack each), 0 parsed" in summary(caplog)
+    assert "6 files read from the cache (2 datasets as one pack each, 0 partly from an earlier pack), 0 parsed" \
+        in summary(caplog)
     expected = reference.rows.drop(columns="output")
     pd.testing.assert_frame_equal(cold.rows, expected, check_dtype=False)
     pd.testing.assert_frame_equal(warm.rows, expected, check_dtype=False)
@@ -71,7 +72,8 @@ def test_changed_file_rereads_its_dataset(data_dir: Path, monkeypatch: pytest.Mo
     caplog.set_level(logging.INFO, logger="atlas_builder.results.load")
     changed = load_results(data_dir, outputs="disk")
 
-    assert "5 files read from the cache (1 datasets as one pack each), 1 parsed" in summary(caplog)
+    assert "5 files read from the cache (1 datasets as one pack each, 1 partly from an earlier pack), 1 parsed" \
+        in summary(caplog)
     assert len(packs(tmp_path / "cache")) == 3
     assert changed.rows[changed.rows["dataset"] == "alpha"]["model"].value_counts().to_dict() == \
         {"m1": 3, "m2": 5, "m3": 2}
@@ -122,3 +124,89 @@ def test_invalid_line_writes_no_pack(data_dir: Path, monkeypatch: pytest.MonkeyP
 
     assert len(packs(tmp_path / "cache")) == 1
     assert len(loaded.rows[loaded.rows["dataset"] == "alpha"]) == 9
+
+
+@pytest.fixture
+def wide_dir(tmp_path: Path) -> Path:
+    """One dataset with eleven models, so that one changed file is under a tenth of its files."""
+    data = tmp_path / "wide"
+    write_yaml(data / "datasets" / "alpha.yaml", dataset("alpha"))
+    for number in range(1, 12):
+        model = f"m{number:02d}"
+        write_yaml(data / "models" / f"{model}.yaml", {"id": model, "name": model.upper()})
+        write_result_file(data / "results" / "alpha" / f"{model}.jsonl", rows(model, number % 4 + 1))
+    return data
+
+
+def add_model(data: Path, model: str, count: int) -> None:
+    write_yaml(data / "models" / f"{model}.yaml", {"id": model, "name": model.upper()})
+    write_result_file(data / "results" / "alpha" / f"{model}.jsonl", rows(model, count))
+
+
+def assert_same_rows(loaded, data: Path) -> None:
+    reference = load_results(data, outputs="memory", use_cache=False)
+    pd.testing.assert_frame_equal(loaded.rows, reference.rows.drop(columns="output"), check_dtype=False)
+    assert [(item.model, item.sha256, item.rows) for item in loaded.files] == \
+        [(item.model, item.sha256, item.rows) for item in reference.files]
+
+
+def test_added_model_reuses_latest_pack(wide_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("ATLAS_CACHE_DIR", str(tmp_path / "cache"))
+    load_results(wide_dir, outputs="disk")
+    add_model(wide_dir, "m12", 3)
+
+    caplog.set_level(logging.INFO, logger="atlas_builder.results.load")
+    added = load_results(wide_dir, outputs="disk")
+    after_add = summary(caplog)
+    again = load_results(wide_dir, outputs="disk")
+
+    assert "11 files read from the cache (0 datasets as one pack each, 1 partly from an earlier pack), 1 parsed" \
+        in after_add
+    assert "12 files read from the cache (0 datasets as one pack each, 1 partly from an earlier pack), 0 parsed" \
+        in summary(caplog)
+    assert len(packs(tmp_path / "cache")) == 1
+    assert_same_rows(added, wide_dir)
+    assert_same_rows(again, wide_dir)
+    assert again.outputs("alpha", "m12").tolist() == [f"m12 says {n}" for n in range(3)]
+
+
+def test_model_sorted_inside_keeps_order(wide_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ATLAS_CACHE_DIR", str(tmp_path / "cache"))
+    load_results(wide_dir, outputs="disk")
+    add_model(wide_dir, "m05b", 2)
+
+    loaded = load_results(wide_dir, outputs="disk")
+
+    assert [item.model for item in loaded.files][4:7] == ["m05", "m05b", "m06"]
+    assert_same_rows(loaded, wide_dir)
+
+
+def test_removed_model_reuses_latest_pack(wide_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ATLAS_CACHE_DIR", str(tmp_path / "cache"))
+    load_results(wide_dir, outputs="disk")
+    (wide_dir / "results" / "alpha" / "m03.jsonl").unlink()
+
+    loaded = load_results(wide_dir, outputs="disk")
+
+    assert "m03" not in {item.model for item in loaded.files}
+    assert_same_rows(loaded, wide_dir)
+
+
+def test_many_changed_files_write_new_pack(wide_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("ATLAS_CACHE_DIR", str(tmp_path / "cache"))
+    load_results(wide_dir, outputs="disk")
+    add_model(wide_dir, "m12", 1)
+    add_model(wide_dir, "m13", 2)
+
+    changed = load_results(wide_dir, outputs="disk")
+    caplog.set_level(logging.INFO, logger="atlas_builder.results.load")
+    again = load_results(wide_dir, outputs="disk")
+
+    # Two new files are more than a tenth of thirteen, so the load wrote a pack of all thirteen.
+    assert len(packs(tmp_path / "cache")) == 2
+    assert "13 files read from the cache (1 datasets as one pack each, 0 partly from an earlier pack), 0 parsed" \
+        in summary(caplog)
+    assert_same_rows(changed, wide_dir)
+    assert_same_rows(again, wide_dir)

@@ -25,7 +25,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atlas_builder.records import DatasetInfo, Problem
+from atlas_builder.results.write import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,15 @@ SCHEMA = pa.schema([
 #: A pack: the rows of all files of one dataset, without outputs. Its metadata lists the row count per file.
 PACK_SCHEMA = pa.schema([column for column in SCHEMA if column.name != "output"])
 PACK_COUNTS = b"atlas_file_rows"
+PACK_ENTRIES = b"atlas_file_entries"  # [model, entry key] of each file, so a later load can reuse unchanged files
+
+
+class Pack(NamedTuple):
+    """A dataset's pack as read: its rows, the row count of each file and each file's (model, entry key)."""
+
+    frame: pd.DataFrame
+    counts: list[int]
+    entries: list[tuple[str, str]] | None  # None in packs written before entry keys were stored
 
 
 def pack_key(dataset_id: str, entry_keys: list[tuple[str, str]]) -> str:
@@ -213,14 +223,19 @@ class ResultCache:
     # ---- packs: all rows of one dataset without their outputs, read in one piece -------------
     # Each per-file entry costs a DataFrame and a parquet reader, so thousands of them cost more than
     # their rows do. When no file of a dataset changed, a load without outputs reads its pack.
+    # When some did, it reads the dataset's latest pack for the files that did not change.
 
     def pack_path(self, key: str) -> Path:
         if self.directory is None:
             raise ValueError("this ResultCache has no directory")
         return self.directory / "packs" / key[:2] / f"{key}.parquet"
 
-    def load_pack(self, key: str) -> tuple[pd.DataFrame, list[int]] | None:
-        """Return a pack's frame (``FRAME_COLUMNS`` without ``output``) and the row count of each of its files."""
+    def _latest_path(self, dataset_id: str) -> Path:
+        assert self.directory is not None
+        return self.directory / "packs" / "latest" / f"{dataset_id}.txt"
+
+    def load_pack(self, key: str) -> Pack | None:
+        """Return the pack stored for ``key``, or None when there is none or it cannot be read."""
         if self.directory is None:
             return None
         path = self.pack_path(key)
@@ -231,23 +246,44 @@ class ResultCache:
             with pq.ParquetFile(path) as parquet:
                 if not parquet.schema_arrow.equals(PACK_SCHEMA, check_metadata=False):
                     raise pa.ArrowInvalid(f"unexpected schema {parquet.schema_arrow}")
-                counts = json.loads((parquet.schema_arrow.metadata or {})[PACK_COUNTS])
+                metadata = parquet.schema_arrow.metadata or {}
+                counts = json.loads(metadata[PACK_COUNTS])
+                entries = json.loads(metadata[PACK_ENTRIES]) if PACK_ENTRIES in metadata else None
                 table = parquet.read(use_threads=False)
             if not isinstance(counts, list) or sum(counts) != table.num_rows:
                 raise ValueError(f"row counts {counts!r} do not add up to the {table.num_rows} rows")
-        except (OSError, ValueError, KeyError, pa.ArrowException) as error:
+            if entries is not None and (not isinstance(entries, list) or len(entries) != len(counts)):
+                raise ValueError(f"{len(entries)} entry keys for {len(counts)} files")
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
             logger.warning("ignoring unreadable result cache pack %s (%s); it will be rewritten", path, error)
             return None
-        return self._frame(table, list(PACK_SCHEMA.names)), counts
+        return Pack(self._frame(table, list(PACK_SCHEMA.names)), counts,
+                    None if entries is None else [tuple(entry) for entry in entries])
 
-    def store_pack(self, key: str, frames: list[pd.DataFrame]) -> None:
-        """Write the frames of one dataset's files, in load order, as the pack for ``key``."""
+    def latest_pack(self, dataset_id: str) -> Pack | None:
+        """Return the pack that a load last wrote for ``dataset_id``, or None."""
+        if self.directory is None:
+            return None
+        try:
+            key = self._latest_path(dataset_id).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return self.load_pack(key) if len(key) == 64 else None
+
+    def store_pack(self, key: str, dataset_id: str, frames: list[pd.DataFrame], entries: list[tuple[str, str]],
+                   counts: list[int]) -> None:
+        """Write one dataset's rows as the pack for ``key`` and make it the dataset's latest pack.
+
+        ``frames`` hold the rows of the files in load order, ``entries`` the (model, entry key)
+        of each file and ``counts`` its row count.
+        """
         if self.directory is None or not frames:
             return
         table = _table(pd.concat(frames, ignore_index=True), PACK_SCHEMA)
-        table = table.replace_schema_metadata({PACK_COUNTS: json.dumps([len(frame) for frame in frames])})
+        table = table.replace_schema_metadata({PACK_COUNTS: json.dumps(counts), PACK_ENTRIES: json.dumps(entries)})
         try:
             _write_parquet(self.pack_path(key), table)
+            atomic_write_bytes(self._latest_path(dataset_id), key.encode("ascii"))
         except OSError as error:
             logger.warning("cannot write the result cache pack %s (%s); loading continues without it",
                            self.pack_path(key), error)

@@ -25,7 +25,7 @@ from atlas_builder.records import (
     Source,
 )
 from atlas_builder.results import schema
-from atlas_builder.results.cache import ResultCache, cache_key, file_digest, pack_key, read_result_frame
+from atlas_builder.results.cache import Pack, ResultCache, cache_key, file_digest, pack_key, read_result_frame
 from atlas_builder.results.outputs import ResultOutputReader
 
 logger = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True,
     by_dataset: dict[str, list[Path]] = {}
     for path in paths:
         by_dataset.setdefault(path.parent.name, []).append(path)
-    packs = 0
+    packs = partial_packs = 0
     for dataset_id, dataset_paths in progress(by_dataset.items(), total=len(by_dataset), desc="reading results",
                                               unit="dataset"):
         named: list[tuple[Path, str]] = []
@@ -282,40 +282,63 @@ def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True,
         # Packs leave the outputs out, so only a load that keeps outputs on disk reads them.
         use_pack = not with_output and result_cache.directory is not None
         digests = [file_digest(path) for path, _ in named] if use_pack else [None] * len(named)
-        key = pack_key(dataset_id, [(model_id, cache_key(digest, info.threshold, score_range))
-                        for (_, model_id), digest in zip(named, digests)]) if use_pack else ""
+        entries = [(model_id, cache_key(digest, info.threshold, score_range))
+                   for (_, model_id), digest in zip(named, digests)] if use_pack else []
+        key = pack_key(dataset_id, entries) if use_pack else ""
         pack = result_cache.load_pack(key) if use_pack else None
-        if pack is not None and len(pack[1]) == len(named):
-            frame, counts = pack
+        if pack is not None and len(pack.counts) == len(named):
             packs += 1
             result_cache.hits += len(named)
-            for (path, model_id), digest, count in zip(named, digests, counts):
-                result_cache.used.add(cache_key(digest, info.threshold, score_range))
+            for (path, model_id), digest, count, (_, entry_key) in zip(named, digests, pack.counts, entries):
+                result_cache.used.add(entry_key)
                 files.append(ResultFile(dataset_id, model_id, path, digest, count))
-            frames.append(frame)  # _concat takes each file's row count from ``files``
+            frames.append(pack.frame)  # _concat takes each file's row count from ``files``
             continue
 
-        dataset_frames: list[pd.DataFrame] = []
+        # Files that did not change since the dataset's latest pack come from that pack, as runs of rows.
+        earlier = result_cache.latest_pack(dataset_id) if use_pack else None
+        in_earlier = _pack_slices(earlier) if earlier is not None else {}
+        parts: list[pd.DataFrame | tuple[int, int]] = []  # a frame read singly, or a span of the earlier pack
+        counts: list[int] = []
         complete = True
-        for (path, model_id), digest in zip(named, digests):
-            frame, found, digest = read_result_frame(path, info, result_cache, score_range=score_range,
-                                                     with_output=with_output, digest=digest)
-            problems.extend(found)
-            complete = complete and not found and frame is not None
-            if frame is None:
-                continue
-            dataset_frames.append(frame)
-            files.append(ResultFile(dataset_id, model_id, path, digest, len(frame)))
+        read_singly = reused_rows = 0
+        for (path, model_id), digest, entry in zip(named, digests, entries or [None] * len(named)):
+            span = in_earlier.get(entry) if entry is not None else None
+            if span is not None:
+                start, end = span
+                result_cache.hits += 1
+                result_cache.used.add(entry[1])
+                reused_rows += end - start
+                parts.append(span)
+                counts.append(end - start)
+                files.append(ResultFile(dataset_id, model_id, path, digest, end - start))
+            else:
+                frame, found, digest = read_result_frame(path, info, result_cache, score_range=score_range,
+                                                         with_output=with_output, digest=digest)
+                problems.extend(found)
+                complete = complete and not found and frame is not None
+                read_singly += 1
+                if frame is None:
+                    continue
+                parts.append(frame)
+                counts.append(len(frame))
+                files.append(ResultFile(dataset_id, model_id, path, digest, len(frame)))
+        if reused_rows:
+            partial_packs += 1
+        dataset_frames = _join_runs(parts, earlier.frame if earlier is not None else None)
         frames.extend(dataset_frames)
-        if use_pack and complete:
-            result_cache.store_pack(key, dataset_frames)
+        # A new pack costs a write of the whole dataset, so one or a few new files (a new model) are
+        # read singly from then on, until they pass a tenth of the dataset's files or rows.
+        stale = earlier is None or read_singly > len(named) // 10 or reused_rows < 0.9 * len(earlier.frame)
+        if use_pack and complete and stale:
+            result_cache.store_pack(key, dataset_id, dataset_frames, entries, counts)
     if problems:
         if strict:
             raise InvalidResultsError(problems)
         for problem in problems:
             logger.warning("%s", problem)
-    logger.info("result cache: %d files read from the cache (%d datasets as one pack each), %d parsed",
-                result_cache.hits, packs, result_cache.misses)
+    logger.info("result cache: %d files read from the cache (%d datasets as one pack each, %d partly from an "
+                "earlier pack), %d parsed", result_cache.hits, packs, partial_packs, result_cache.misses)
     columns = [name for name in RESULT_COLUMNS if with_output or name != "output"]
     rows_frame = _concat(frames, files, columns)
     logger.info("read %d instances: %d datasets, %d models (outputs in %s)", len(rows_frame), len(datasets),
@@ -323,6 +346,37 @@ def load_results(data_dir: Path, *, strict: bool = True, use_cache: bool = True,
     reader = None if with_output else ResultOutputReader(directory, datasets, ranges)
     return Results(data_dir=data_dir, datasets=datasets, models=models, files=files, rows=rows_frame,
                    output_reader=reader)
+
+
+def _pack_slices(pack: Pack) -> dict[tuple[str, str], tuple[int, int]]:
+    """Map each (model, entry key) of ``pack`` to the (start, end) positions of its rows in the pack's frame."""
+    if pack.entries is None:
+        return {}
+    ends = np.cumsum(pack.counts).tolist()
+    return {tuple(entry): (end - count, end) for entry, count, end in zip(pack.entries, pack.counts, ends)}
+
+
+def _join_runs(parts: list[pd.DataFrame | tuple[int, int]], pack_frame: pd.DataFrame | None) -> list[pd.DataFrame]:
+    """Turn ``parts`` into frames, with one slice of ``pack_frame`` per run of adjacent spans.
+
+    The final concat then joins a few frames per dataset rather than one per file.
+    """
+    joined: list[pd.DataFrame] = []
+    run: tuple[int, int] | None = None
+    for part in parts:
+        if isinstance(part, tuple) and run is not None and run[1] == part[0]:
+            run = (run[0], part[1])
+            continue
+        if run is not None:
+            joined.append(pack_frame.iloc[run[0]:run[1]])
+            run = None
+        if isinstance(part, tuple):
+            run = part
+        else:
+            joined.append(part)
+    if run is not None:
+        joined.append(pack_frame.iloc[run[0]:run[1]])
+    return joined
 
 
 def _concat(frames: list[pd.DataFrame], files: list[ResultFile], columns: list[str]) -> pd.DataFrame:
