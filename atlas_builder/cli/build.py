@@ -25,9 +25,10 @@ def command(data_dir: Path, site_dir: Path, docs_dir: Path, force: bool) -> None
     deterministic checks, and reports how many failures are still undiagnosed
     (run `atlas diagnose` to explain them).
 
-    Parsed result files and check findings are cached under the folder that
-    ATLAS_CACHE_DIR names (default: .atlas-cache in the current directory), so
-    a rebuild reads and checks only the result files that changed.
+    Parsed result files, check findings and matched judge answers are cached
+    under the folder that ATLAS_CACHE_DIR names (default: .atlas-cache in the
+    current directory), so a rebuild reads and checks only the result files
+    that changed and matches only the judge answers whose inputs changed.
     ATLAS_CACHE_DIR=off turns the caches off; deleting the folder is safe.
     """
     from atlas_builder.pipeline import UnsafeOutputError, build

@@ -120,7 +120,11 @@ class ReadReport:
 
 def read_shard(path: Path, report: ReadReport) -> None:
     """Append the valid records of one shard to ``report``, skipping torn and invalid lines."""
-    data = path.read_bytes()
+    parse_shard(path, path.read_bytes(), report)
+
+
+def parse_shard(path: Path, data: bytes, report: ReadReport) -> None:
+    """Append the valid records in ``data``, the bytes of the shard at ``path``, to ``report``."""
     lines = data.split(b"\n")
     # After split, the last element is b"" when the file ends with a newline; anything else is torn.
     tail = lines.pop()

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -50,7 +50,9 @@ import pandas as pd
 
 from atlas_builder.diagnose.judge.plan import PURPOSE, build_messages, core_content, split_findings
 from atlas_builder.diagnose.judge.prompts import DIAGNOSE_PROMPT_VERSION, DIAGNOSE_SCHEMA
-from atlas_builder.diagnose.judge.store import STORE_DIR, core_key, read_records, request_key
+from atlas_builder.diagnose.judge.store import (STORE_DIR, ReadReport, core_key, iter_shards, parse_shard,
+                                                request_key)
+from atlas_builder.diagnose.judge.stored_cache import MatchCache, Pair, Shard, ShardOutcome, round_trip
 from atlas_builder.records import Diagnosis, Evidence, FailureKey, Results
 
 logger = logging.getLogger(__name__)
@@ -194,18 +196,101 @@ def stored_diagnoses(
     """Return one judge diagnosis (or judge failure) per failure with a matching stored answer.
 
     ``check_findings`` are the current deterministic check results; with them,
-    answers made with other findings are marked ``findings_changed``.
+    answers made with other findings are marked ``findings_changed``. A shard
+    whose inputs did not change since an earlier build is read from the match
+    cache (``stored_cache``) rather than matched again.
     """
-    report = read_records(Path(data_dir) / STORE_DIR, PURPOSE)
-    if not report.records:
+    store_dir = Path(data_dir) / STORE_DIR
+    paths = list(iter_shards(store_dir, PURPOSE))
+    if not paths:
         return []
     current_findings = split_findings(check_findings)[1] if check_findings is not None else None
-    failures, correct_outputs = _subject_rows(results, report.records)
+    cache = MatchCache(results, store_dir / PURPOSE, current_findings)
+
+    cached: dict[Pair, tuple[Shard, ShardOutcome]] = {}
+    parsed: list[tuple[Shard, list[dict[str, Any]]]] = []
+    for path in paths:
+        data = path.read_bytes()
+        shard = cache.shard(path, data)
+        outcome = cache.lookup(shard)
+        if outcome is not None and shard.pair is not None:
+            cached[shard.pair] = (shard, outcome)
+            continue
+        parsed.append((shard, _parse(path, data)))
+
+    # Records about another shard's failures compete with that shard's records for the same failures,
+    # so both shards are matched together and neither outcome is cached.
+    foreign = {pair for shard, records in parsed for pair in _record_pairs(records) if pair != shard.pair}
+    storable = {id(shard) for shard, records in parsed if shard.pair is not None and shard.pair not in foreign
+                and _record_pairs(records) <= {shard.pair}}
+    for pair in foreign & set(cached):
+        shard, _ = cached.pop(pair)
+        parsed.append((shard, _parse(shard.path, shard.path.read_bytes())))
+    # Store order decides ties between answers, so the shards are matched in path order.
+    parsed.sort(key=lambda item: item[0].path)
+
+    outcomes = _match_shards(results, parsed, current_findings)
+    for index, (shard, records) in enumerate(parsed):
+        if id(shard) in storable:
+            cache.store(shard, records, outcomes[index])
+
+    diagnoses: list[Diagnosis] = []
+    counts: Counter = Counter()
+    for outcome in [*(outcome for _, outcome in cached.values()), *outcomes]:
+        diagnoses.extend(outcome.diagnoses)
+        counts.update(outcome.counts)
+    logger.info("judge answers: %d of %d store shards read from the match cache, %d matched",
+                len(cached), len(cached) + len(parsed), len(parsed))
+    if counts["content_changed"] or counts["peer_gone"] or counts["unknown_version"]:
+        logger.info(
+            "left out stored judge answers: %d whose failure's input, output, reference or dataset changed, "
+            "%d whose peer answer is gone or no longer correct, %d with an unknown prompt version",
+            counts["content_changed"], counts["peer_gone"], counts["unknown_version"],
+        )
+    if counts["findings_changed"]:
+        logger.info(
+            "kept %d stored judge answers made when the checks reported other findings (details.findings_changed); "
+            "'atlas diagnose --refresh-changed-findings' asks the judge again", counts["findings_changed"],
+        )
+    diagnoses.sort(key=lambda item: item.key)
+    return diagnoses
+
+
+def _parse(path: Path, data: bytes) -> list[dict[str, Any]]:
+    report = ReadReport()
+    parse_shard(path, data, report)
+    return report.records
+
+
+def _record_pairs(records: list[dict[str, Any]]) -> set[Pair]:
+    """Return the (dataset, model) pairs that ``records`` are about."""
+    pairs = set()
+    for record in records:
+        subject = record.get("subject") or {}
+        pairs.add((subject.get("dataset"), subject.get("model")))
+    return pairs
+
+
+def _match_shards(
+    results: Results,
+    shards: list[tuple[Shard, list[dict[str, Any]]]],
+    current_findings: dict[FailureKey, list[dict[str, str]]] | None,
+) -> list[ShardOutcome]:
+    """Match the records of ``shards`` against the current rows and return one outcome per shard, in order.
+
+    A failure's diagnosis goes to the outcome of the shard that contains the chosen record.
+    """
+    outcomes = [ShardOutcome() for _ in shards]
+    records = [record for _, shard_records in shards for record in shard_records]
+    if not records:
+        return outcomes
+    owners = [index for index, (_, shard_records) in enumerate(shards) for _ in shard_records]
+    failures, correct_outputs = _subject_rows(results, records)
 
     # failure -> [(findings changed, order, record)]
     by_failure: dict[FailureKey, list[tuple[bool, int, dict[str, Any]]]] = defaultdict(list)
-    content_changed = peer_gone = unknown_version = 0
-    for order, record in enumerate(report.records):
+    for order, record in enumerate(records):
+        counts = outcomes[owners[order]].counts
         subject = record.get("subject") or {}
         key = (subject.get("dataset"), subject.get("model"), subject.get("instance_id"))
         row = failures.get(key)
@@ -213,7 +298,7 @@ def stored_diagnoses(
             continue
         schema = SCHEMAS.get(record.get("prompt_version"))
         if schema is None:
-            unknown_version += 1
+            counts["unknown_version"] += 1
             continue
         request = record.get("request") or {}
         peer_model = request.get("peer_model")
@@ -221,21 +306,20 @@ def stored_diagnoses(
         if peer_model is not None:
             peer_output = correct_outputs.get((key[0], peer_model, key[2]))
             if peer_output is None:
-                peer_gone += 1  # the peer's row is gone or no longer correct
+                counts["peer_gone"] += 1  # the peer's row is gone or no longer correct
                 continue
         matches = _match_record(record, results, row, peer_output, schema,
                                 None if current_findings is None else current_findings.get(key, []))
         if matches is None:
-            content_changed += 1
+            counts["content_changed"] += 1
             continue
         by_failure[key].append((matches == "findings changed", order, record))
 
-    diagnoses: list[Diagnosis] = []
-    kept_with_other_findings = 0
     for key, candidates in by_failure.items():
         answers = [item for item in candidates if item[2].get("ok")]
         pool = answers or candidates
-        changed, _, newest = max(pool, key=lambda item: (not item[0], str(item[2].get("time", "")), item[1]))
+        changed, order, newest = max(pool, key=lambda item: (not item[0], str(item[2].get("time", "")), item[1]))
+        outcome = outcomes[owners[order]]
         try:
             item = judge_diagnosis(newest, failures[key]["output"]) if newest.get("ok") else failure_diagnosis(newest)
         except (KeyError, TypeError, IndexError) as error:
@@ -243,21 +327,11 @@ def stored_diagnoses(
             continue
         if changed:
             item.details["findings_changed"] = True
-            kept_with_other_findings += 1
-        diagnoses.append(item)
-    if content_changed or peer_gone or unknown_version:
-        logger.info(
-            "left out stored judge answers: %d whose failure's input, output, reference or dataset changed, "
-            "%d whose peer answer is gone or no longer correct, %d with an unknown prompt version",
-            content_changed, peer_gone, unknown_version,
-        )
-    if kept_with_other_findings:
-        logger.info(
-            "kept %d stored judge answers made when the checks reported other findings (details.findings_changed); "
-            "'atlas diagnose --refresh-changed-findings' asks the judge again", kept_with_other_findings,
-        )
-    diagnoses.sort(key=lambda item: item.key)
-    return diagnoses
+            outcome.counts["findings_changed"] += 1
+        outcome.diagnoses.append(item)
+    for outcome in outcomes:
+        outcome.diagnoses = round_trip(outcome.diagnoses)
+    return outcomes
 
 
 def _subject_rows(
