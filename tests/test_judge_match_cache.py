@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,12 +45,14 @@ def shard_counts(caplog) -> str:
     return next(record.getMessage() for record in caplog.records if "store shards read" in record.getMessage())
 
 
-def set_score(path: Path, instance_id: str, score: float) -> None:
+def edit_row(path: Path, instance_id: str, **changes: Any) -> None:
+    """Rewrite one row of a result file with ``changes`` applied to its fields (a callable gets the old value)."""
     lines = path.read_text().splitlines()
     for index, line in enumerate(lines):
         row = json.loads(line)
         if row["id"] == instance_id:
-            row["score"] = score
+            for name, value in changes.items():
+                row[name] = value(row[name]) if callable(value) else value
             lines[index] = json.dumps(row)
     path.write_text("\n".join(lines) + "\n")
 
@@ -69,7 +72,7 @@ def test_rebuild_reads_every_shard_from_cache(data, caplog):
 def test_peer_no_longer_correct_drops_answer(data):
     before = {item["instance_id"] for item in diagnose_stored(data) if item["model"] == "m1"}
     # m2 is the only model scored correct on q-004, so it is the peer of m1's q-004 answer.
-    set_score(data / "results" / "toy" / "m2.jsonl", "q-004", 0.0)
+    edit_row(data / "results" / "toy" / "m2.jsonl", "q-004", score=0.0)
 
     after = {item["instance_id"] for item in diagnose_stored(data) if item["model"] == "m1"}
 
@@ -99,12 +102,7 @@ def test_dataset_name_edit_invalidates_answers(data):
 
 def test_subject_output_edit_drops_answer(data):
     diagnose_stored(data)
-    path = data / "results" / "toy" / "m2.jsonl"
-    lines = path.read_text().splitlines()
-    row = json.loads(lines[1])
-    row["output"] += " (edited)"
-    lines[1] = json.dumps(row)
-    path.write_text("\n".join(lines) + "\n")
+    edit_row(data / "results" / "toy" / "m2.jsonl", "q-001", output=lambda output: output + " (edited)")
 
     keys = {(item["model"], item["instance_id"]) for item in diagnose_stored(data)}
 
