@@ -220,9 +220,10 @@ def stored_diagnoses(
 
     # Records about another shard's failures compete with that shard's records for the same failures,
     # so both shards are matched together and neither outcome is cached.
-    foreign = {pair for shard, records in parsed for pair in _record_pairs(records) if pair != shard.pair}
-    storable = {id(shard) for shard, records in parsed if shard.pair is not None and shard.pair not in foreign
-                and _record_pairs(records) <= {shard.pair}}
+    pairs = [(shard, _record_pairs(records)) for shard, records in parsed]
+    foreign = {pair for shard, shard_pairs in pairs for pair in shard_pairs if pair != shard.pair}
+    storable = {id(shard) for shard, shard_pairs in pairs if shard.pair is not None and shard.pair not in foreign
+                and shard_pairs <= {shard.pair}}
     for pair in foreign & set(cached):
         shard, _ = cached.pop(pair)
         parsed.append((shard, _parse(shard.path, shard.path.read_bytes())))
